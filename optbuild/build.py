@@ -1,0 +1,100 @@
+"""One build: plan the stages, run them through the cache, check the gates, package."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from optbuild.errors import OptbuildError
+from optbuild.package import Packaged, package
+from optbuild.plan import plan
+from optbuild.recipe_index import RecipeFile
+from optbuild.runner import Runner, StageResult
+from optbuild.schema import Config
+from optbuild.store import Store
+from optbuild.toolchain import platform_info, toolchain
+from optbuild.ui import StageProgress, summary
+
+MANIFEST_SCHEMA = "optbuild.manifest/v1"
+ARTIFACT_STAGE = "build"
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    packaged: Packaged
+    manifest: dict[str, Any]
+
+
+def _gates(config: Config, validation: dict[str, Any] | None) -> list[str]:
+    misses = []
+    rules = config.validate
+    if validation is None:
+        return misses
+    if rules.min_top1_agreement is not None and validation["top1_agreement"] < rules.min_top1_agreement:
+        misses.append(f"top-1 agreement {validation['top1_agreement']:.3f} < validate.min_top1_agreement "
+                      f"{rules.min_top1_agreement}")
+    if rules.min_cosine is not None and validation["cosine_mean"] < rules.min_cosine:
+        misses.append(f"cosine {validation['cosine_mean']:.4f} < validate.min_cosine {rules.min_cosine}")
+    return misses
+
+
+def _stage_entry(result: StageResult) -> dict[str, Any]:
+    return {
+        "name": result.name,
+        "key": result.key,
+        "cache_hit": result.cache_hit,
+        "seconds": result.seconds,
+        "inputs": [{"path": name, "sha256": digest} for name, digest in sorted(result.inputs.items())],
+        "outputs": [{"path": name, "sha256": b.sha256, "bytes": b.bytes} for name, b in sorted(result.outputs.items())],
+    }
+
+
+def build(config: Config, recipe: RecipeFile, overrides: list[str], resolved: dict[str, Any],
+          log_path: str | None, console: Console) -> BuildOutcome:
+    stages = plan(config)
+    out_dir = Path(config.out_dir)
+    store = Store(config.cache_dir or out_dir / ".cache")
+    progress = StageProgress(console, enabled=config.progress)
+    runner = Runner(store, progress, log_path)
+    try:
+        results = {r.name: r for r in runner.run(stages)}
+    finally:
+        progress.stop()
+
+    validation = results["validate"].data["validation"] if "validate" in results else None
+    benchmark = results["benchmark"].data["benchmark"] if "benchmark" in results else None
+    misses = _gates(config, validation)
+    if misses:
+        raise OptbuildError("validation gate failed: " + "; ".join(misses) + " — the artifact was not "
+                            "published; relax the threshold or change the build (e.g. more calibration samples)")
+
+    built = results[ARTIFACT_STAGE]
+    files = {name: runner.output_path(ARTIFACT_STAGE, name) for name in built.outputs}
+    artifacts = [{"path": n, "sha256": b.sha256, "bytes": b.bytes} for n, b in sorted(built.outputs.items())]
+    target, precision = config.target.name.value, config.precision.name.value
+    manifest = {
+        "schema": MANIFEST_SCHEMA,
+        "recipe": {"name": recipe.name, "path": str(recipe.path), "sha256": recipe.sha256},
+        "target": target,
+        "precision": precision,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "overrides": overrides,
+        "config": resolved,
+        "stages": [_stage_entry(results[s.name]) for s in stages],
+        "artifacts": artifacts,
+        "runtime": built.data.get("runtime"),
+        "resolved_inference_precision": built.data.get("resolved_inference_precision"),
+        "surgery": results["surgery"].data.get("passes"),
+        "quantization": results["quantize"].data,
+        "validation": validation,
+        "benchmark": benchmark,
+        "toolchain": toolchain(),
+        "platform": platform_info(),
+    }
+    packaged = package(out_dir / recipe.name / f"{target}-{precision}", files, artifacts, manifest)
+    summary(console, manifest, str(packaged.path), packaged.reused)
+    return BuildOutcome(packaged, manifest)

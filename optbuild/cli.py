@@ -1,0 +1,101 @@
+"""The `optbuild` program: Hydra-composed builds, plus verbs (`optbuild inspect PATH`, ...).
+
+A first argument without `=` (and not a flag) is a verb; anything else goes to Hydra.
+Errors become one line `optbuild: error: ...` on stderr and a non-zero exit; the full trace
+goes to the run's log file, and to the terminal too with `debug=true`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from optbuild.errors import OptbuildError
+
+log = logging.getLogger("optbuild")
+_ERROR_PREFIX = "optbuild: error: "
+
+
+def _say_error(message: str) -> None:
+    sys.stderr.write(_ERROR_PREFIX + " ".join(message.split()) + "\n")
+
+
+def _debug_requested(argv: list[str]) -> bool:
+    return any(arg.lower() in ("debug=true", "debug=1", "debug=yes") for arg in argv)
+
+
+def _chosen_recipes(argv: list[str]) -> list[str]:
+    names: list[str] = []
+    for arg in argv:
+        if arg.startswith("recipe="):
+            names += [n.strip() for n in arg.split("=", 1)[1].split(",") if n.strip()]
+    return names
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and not argv[0].startswith("-") and "=" not in argv[0]:
+        from optbuild.verbs import run_verb
+
+        return _guarded(lambda: run_verb(argv[0], argv[1:]), argv)
+    return _guarded(lambda: _hydra_build(argv), argv)
+
+
+def _guarded(action, argv: list[str]) -> int:
+    try:
+        return action()
+    except OptbuildError as err:
+        if _debug_requested(argv):
+            traceback.print_exc()
+        _say_error(err.message)
+        return 1
+    except KeyboardInterrupt:
+        _say_error("interrupted; finished stages stay cached, the next run resumes from them")
+        return 130
+    except Exception as err:  # noqa: BLE001 - the one place that turns surprises into one line
+        if _debug_requested(argv):
+            traceback.print_exc()
+        from optbuild.config_errors import explain
+
+        _say_error(explain(err))
+        return 1
+
+
+def _hydra_build(argv: list[str]) -> int:
+    import hydra
+    from hydra.core.config_store import ConfigStore
+
+    from optbuild import recipe_index as recipes
+    from optbuild.job import BuildJob
+    from optbuild.schema import Config
+
+    found = recipes.discover()
+    if not any(arg.startswith(("recipe=", "-h", "--help", "--hydra-help", "--info")) for arg in argv):
+        raise OptbuildError(
+            f"no recipe given: run `optbuild recipe=NAME`; available: {', '.join(sorted(found))}"
+        )
+    for name in _chosen_recipes(argv):
+        recipes.load(recipes.check_name(name, found))
+    recipes.register(found)
+    ConfigStore.instance().store(name="optbuild_schema", node=Config)
+
+    # Exceptions must reach `_guarded` (one line) instead of Hydra's own multi-line report.
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    job = BuildJob(found)
+    hydra_main = hydra.main(version_base="1.3", config_path="pkg://optbuild.conf", config_name="config")(
+        job
+    )
+    saved = sys.argv
+    sys.argv = [saved[0] if saved else "optbuild", *argv]
+    try:
+        hydra_main()
+    finally:
+        sys.argv = saved
+    return job.exit_code()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

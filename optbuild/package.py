@@ -1,0 +1,87 @@
+"""Stage `package`: the versioned artifact directory, its manifest, and `latest`.
+
+    <out_dir>/<recipe>/<target>-<precision>/v<N>/   artifact files + manifest.json
+    <out_dir>/<recipe>/<target>-<precision>/latest -> v<N>
+
+A version directory is assembled under a temporary name and renamed into place only when
+complete, so `vN` never exists without its manifest. A build whose artifact digests equal the
+latest version's reuses that version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+from optbuild.errors import OptbuildError
+
+MANIFEST = "manifest.json"
+_VERSION = re.compile(r"^v(\d+)$")
+
+
+@dataclass(frozen=True)
+class Packaged:
+    path: Path
+    version: int
+    reused: bool
+
+
+def _versions(root: Path) -> list[int]:
+    return sorted(int(m.group(1)) for p in root.iterdir() if (m := _VERSION.match(p.name)) and p.is_dir())
+
+
+def _artifact_digests(manifest_path: Path) -> list[tuple[str, str]] | None:
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        return sorted((a["path"], a["sha256"]) for a in manifest["artifacts"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _point_latest(root: Path, version: int) -> None:
+    link = root / "latest"
+    tmp = root / f".latest-{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    os.symlink(f"v{version}", tmp)
+    os.replace(tmp, link)
+
+
+def package(root: Path, files: dict[str, Path], artifacts: list[dict[str, Any]],
+            manifest: dict[str, Any]) -> Packaged:
+    """Publish `files` (name -> source path) with `manifest` as the next version under `root`."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OptbuildError(
+            f"cannot create the output directory {root} ({err.strerror}): choose a writable out_dir=..."
+        ) from err
+    wanted = sorted((a["path"], a["sha256"]) for a in artifacts)
+    with FileLock(str(root / ".lock")):
+        versions = _versions(root)
+        if versions and _artifact_digests(root / f"v{versions[-1]}" / MANIFEST) == wanted:
+            _point_latest(root, versions[-1])
+            return Packaged(root / f"v{versions[-1]}", versions[-1], reused=True)
+        version = (versions[-1] if versions else 0) + 1
+        staging = Path(tempfile.mkdtemp(dir=root, prefix=f".v{version}-"))
+        try:
+            for name, source in files.items():
+                shutil.copyfile(source, staging / name)
+            manifest = {**manifest, "version": version}
+            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+            os.rename(staging, root / f"v{version}")
+        except OSError as err:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise OptbuildError(
+                f"cannot write the artifact under {root} ({err.strerror}): free space or choose "
+                "another out_dir=..."
+            ) from err
+        _point_latest(root, version)
+        return Packaged(root / f"v{version}", version, reused=False)

@@ -1,0 +1,131 @@
+"""From a validated config to the list of stages to run, each declaring exactly what it reads.
+
+Cache keys see config slices and content digests, never paths: `locations` carry the paths a
+stage needs at run time, while `external` carries the digests of those files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from enum import Enum
+from typing import Any
+
+from optbuild.errors import OptbuildError
+from optbuild.passes import parse_passes
+from optbuild.runner import StageSpec
+from optbuild.schema import Config, DatasetConfig, SourceKind, TargetName
+
+TORCH_TOOLS = ("torch", "torchvision", "efficientnet-lite-pytorch")
+ONNX_TOOLS = ("onnx", "onnx-graphsurgeon", "onnxruntime")
+OV_TOOLS = ("openvino", "nncf")
+
+
+def plain(value: Any) -> Any:
+    """Dataclasses and enums as JSON-able data."""
+    if hasattr(value, "__dataclass_fields__"):
+        value = asdict(value)
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value.value if isinstance(value, Enum) else value
+
+
+def _dataset(config: DatasetConfig, preprocess: dict[str, Any], shape: list[int]) -> tuple[dict, dict]:
+    """(arguments for load_dataset, their fingerprint) for a calibration/validation set."""
+    from optbuild.datasets import dataset_fingerprint
+
+    args = {
+        "kind": plain(config.dataset),
+        "path": config.path,
+        "num_samples": config.num_samples,
+        "seed": config.seed,
+        "key": config.key,
+        "preprocess": preprocess,
+    }
+    return args, dataset_fingerprint(input_shape=shape, **args)
+
+
+def _source_stages(config: Config) -> tuple[list[StageSpec], tuple[str, str]]:
+    """Stages that yield the FP32 ONNX model, and where it ends up."""
+    model = config.model
+    inputs = plain(model.inputs)
+    if model.source is SourceKind.onnx:
+        from optbuild.sources.onnx_file import import_onnx, source_identity
+
+        source = StageSpec("source", 1, import_onnx, external=source_identity(model.path),
+                           locations={"path": model.path}, tools=("onnx",))
+        return [source], ("source", "model.onnx")
+
+    from optbuild.sources.torch_models import fetch_weights, source_identity
+    from optbuild.stages.export import export_onnx
+
+    identity = {"source": model.source.value, "name": model.name, "weights": model.weights}
+    source = StageSpec("source", 1, fetch_weights, params=identity,
+                       external=source_identity(model.source.value, model.name, model.weights),
+                       tools=TORCH_TOOLS if model.weights is None else ())
+    export = StageSpec(
+        "export", 1, export_onnx,
+        inputs={"weights.pt": ("source", "weights.pt")} if model.weights is not None else {},
+        params={**identity, "seed": model.seed, "inputs": inputs,
+                "output_names": model.output_names, "opset": config.export.opset},
+        tools=TORCH_TOOLS + ("onnx",),
+    )
+    return [source, export], ("export", "model.onnx")
+
+
+def plan(config: Config) -> list[StageSpec]:
+    if config.target.name is TargetName.nvidia:
+        raise OptbuildError(
+            "target=nvidia is not available in this version of optbuild (no TensorRT stages "
+            "yet); build for target=intel"
+        )
+    from optbuild.stages import evaluate, intel
+    from optbuild.stages.surgery import run_passes
+
+    stages, fp32_onnx = _source_stages(config)
+    shape = config.model.inputs[0].shape
+    preprocess = plain(config.model.preprocess)
+    passes = [{"name": p.name, "params": p.params} for p in parse_passes(config.passes)]
+    stages.append(StageSpec("surgery", 1, run_passes, inputs={"model.onnx": fp32_onnx},
+                            params={"passes": passes}, tools=ONNX_TOOLS))
+
+    precision = plain(config.precision)
+    # Only int8 changes this stage's output: fp32/fp16/bf16 builds share one conversion.
+    quantize_params: dict[str, Any] = {"int8": precision["name"] == "int8", "input_shape": shape}
+    external: dict[str, Any] = {}
+    locations: dict[str, Any] = {}
+    if quantize_params["int8"]:
+        args, fingerprint = _dataset(config.calibration, preprocess, shape)
+        quantize_params["calibration"] = {k: v for k, v in args.items() if k != "path"}
+        external["calibration"] = fingerprint
+        locations["calibration"] = args  # same arguments, path included, for the worker
+    stages.append(StageSpec("quantize", 1, intel.quantize, inputs={"model.onnx": ("surgery", "model.onnx")},
+                            params=quantize_params, external=external, locations=locations,
+                            tools=OV_TOOLS))
+    device = config.target.device
+    stages.append(StageSpec("build", 1, intel.save_ir,
+                            inputs={"model.xml": ("quantize", "model.xml"), "model.bin": ("quantize", "model.bin")},
+                            params={**precision, "device": device}, tools=OV_TOOLS, platform=True))
+
+    artifact_inputs = {
+        "model.xml": ("build", "model.xml"),
+        "model.bin": ("build", "model.bin"),
+        "reference.onnx": ("surgery", "model.onnx"),
+    }
+    properties = intel.runtime_properties(precision)
+    if config.validate.enabled:
+        args, fingerprint = _dataset(config.validate, preprocess, shape)
+        stages.append(StageSpec(
+            "validate", 1, evaluate.validate, inputs=artifact_inputs,
+            params={"device": device, "properties": properties, "input_shape": shape,
+                    "dataset": {k: v for k, v in args.items() if k != "path"}},
+            external={"dataset": fingerprint}, locations={"dataset": args},
+            tools=OV_TOOLS + ONNX_TOOLS, platform=True))
+    if config.benchmark.enabled:
+        stages.append(StageSpec(
+            "benchmark", 1, evaluate.benchmark, inputs=artifact_inputs,
+            params={"device": device, "properties": properties, "input_shape": shape,
+                    "iterations": config.benchmark.iterations, "warmup": config.benchmark.warmup},
+            tools=OV_TOOLS + ONNX_TOOLS, platform=True))
+    return stages

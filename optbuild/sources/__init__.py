@@ -1,0 +1,1 @@
+"""Model sources: where a model comes from, and how its identity is digested without loading it."""

@@ -1,0 +1,351 @@
+"""Datasets on real data: shipped sample photos, images written here, and npz files."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from optbuild import datasets
+from optbuild.datasets import SAMPLE_PHOTOS, dataset_fingerprint, load_dataset
+from optbuild.errors import OptbuildError
+
+PRE = {"resize": 256, "crop": 224, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+SHAPE = [1, 3, 224, 224]
+# The extremes of ImageNet-normalised pixels: (0 - max mean) / min std and (1 - min mean) / min std.
+LOW, HIGH = -0.485 / 0.229, (1 - 0.406) / 0.224
+
+
+def photos(n, seed=0, preprocess=PRE, shape=SHAPE):
+    return load_dataset("sample_photos", None, n, seed, None, preprocess, shape)
+
+
+def folder(path, n, seed=0, preprocess=PRE, shape=SHAPE):
+    return load_dataset("image_folder", str(path), n, seed, None, preprocess, shape)
+
+
+def fingerprint(kind="sample_photos", path=None, n=8, seed=0, key=None, preprocess=PRE,
+                shape=SHAPE):
+    return dataset_fingerprint(kind, path, n, seed, key, preprocess, shape)
+
+
+@pytest.fixture(scope="module")
+def chelsea():
+    import skimage.data
+
+    return Image.fromarray(skimage.data.chelsea())
+
+
+@pytest.fixture
+def image_dir(tmp_path, chelsea):
+    """Seven real images in mixed formats and modes (one nested), plus a non-image file."""
+    root = tmp_path / "images"
+    (root / "nested").mkdir(parents=True)
+    for i in range(3):
+        chelsea.crop((i * 40, 0, i * 40 + 300, 280)).save(root / f"cat{i}.jpg", quality=90)
+    chelsea.crop((20, 10, 400, 290)).save(root / "nested" / "wide.PNG")
+    chelsea.convert("L").save(root / "gray.png")
+    chelsea.convert("RGBA").save(root / "alpha.png")
+    chelsea.convert("P").save(root / "palette.bmp")
+    (root / "notes.txt").write_text("not an image")
+    return root
+
+
+# --- sample_photos ----------------------------------------------------------------------------
+
+
+def test_sample_photos_are_deterministic_normalised_float32():
+    first, again, other = photos(10, seed=0), photos(10, seed=0), photos(10, seed=1)
+    assert first.shape == (10, 3, 224, 224) and first.dtype == np.float32
+    assert first.tobytes() == again.tobytes()
+    assert not np.array_equal(first, other)
+    assert LOW - 1e-3 <= first.min() < -1 and 1 < first.max() <= HIGH + 1e-3
+    assert np.all(np.abs(first.mean(axis=(0, 2, 3))) < 1)  # roughly centred per channel
+    assert len({sample.tobytes() for sample in first}) == 10  # no two crops alike
+
+
+def test_sample_photos_uses_every_photo():
+    photos_rgb = datasets._photos()
+    assert len(photos_rgb) == len(SAMPLE_PHOTOS) == 8
+    palettes = [np.unique(_colors(photo)) for photo in photos_rgb]
+    crops = datasets._sample_crops(len(SAMPLE_PHOTOS), np.random.default_rng(3))
+    used = set()
+    for crop in crops:
+        # A crop's pixels are copied from its photo, so only that photo holds all its colours.
+        colours = np.unique(_colors(crop))
+        matches = [i for i, palette in enumerate(palettes) if np.isin(colours, palette).all()]
+        assert len(matches) == 1
+        used.add(matches[0])
+    assert used == set(range(len(SAMPLE_PHOTOS)))
+
+
+def _colors(image):
+    rgb = np.asarray(image, dtype=np.uint32)
+    return (rgb[..., 0] << 16 | rgb[..., 1] << 8 | rgb[..., 2]).ravel()
+
+
+def test_sample_photos_other_input_sizes_and_grayscale():
+    assert photos(2, shape=[1, 3, 160, 160]).shape == (2, 3, 160, 160)
+    gray = photos(2, shape=[1, 1, 224, 224])
+    assert gray.shape == (2, 1, 224, 224)
+    assert gray.min() >= -0.485 / 0.229 - 1e-3 and gray.max() <= (1 - 0.485) / 0.229 + 1e-3
+
+
+@pytest.mark.parametrize("path, key", [("/tmp", None), (None, "x")])
+def test_sample_photos_rejects_path_and_key(path, key):
+    with pytest.raises(OptbuildError, match="does not use 'path' or 'key'"):
+        load_dataset("sample_photos", path, 4, 0, key, PRE, SHAPE)
+
+
+# --- fingerprints -----------------------------------------------------------------------------
+
+
+def test_fingerprint_is_stable_json_and_sensitive():
+    base = fingerprint()
+    assert json.loads(json.dumps(base)) == base == fingerprint()
+    for key in ("kind", "num_samples", "seed", "key", "preprocess", "input_shape"):
+        assert key in base
+    assert {"scikit-image", "scikit-learn", "matplotlib"} <= set(base["versions"])
+    assert base["photos"] == list(SAMPLE_PHOTOS)
+    changed = [
+        fingerprint(seed=1),
+        fingerprint(n=9),
+        fingerprint(preprocess={**PRE, "resize": 232}),
+        fingerprint(preprocess={**PRE, "mean": [0.5, 0.5, 0.5]}),
+        fingerprint(shape=[1, 3, 160, 160]),
+    ]
+    assert all(other != base for other in changed)
+
+
+def test_fingerprint_is_cheap():
+    """Build-cache keys must not pay for the photo packages' imports or image decoding."""
+    code = (
+        "import sys; from optbuild.datasets import dataset_fingerprint as f; "
+        f"f('sample_photos', None, 8, 0, None, {PRE!r}, {SHAPE!r}); "
+        "heavy = {'skimage', 'sklearn', 'matplotlib', 'PIL', 'torch', 'openvino', 'nncf'}; "
+        "print(sorted(heavy & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_image_folder_fingerprint_follows_content_not_path(image_dir, tmp_path, chelsea):
+    base = fingerprint("image_folder", str(image_dir), n=7)
+    assert str(image_dir) not in json.dumps(base) and "images" not in json.dumps(base)
+    moved = shutil.copytree(image_dir, tmp_path / "elsewhere")
+    assert fingerprint("image_folder", str(moved), n=7) == base
+
+    chelsea.rotate(180).save(moved / "cat1.jpg")
+    edited = fingerprint("image_folder", str(moved), n=7)
+    assert edited != base
+    os.rename(moved / "cat1.jpg", moved / "cat9.jpg")
+    assert fingerprint("image_folder", str(moved), n=7) != edited
+
+
+def test_npz_fingerprint_follows_content_not_path(tmp_path):
+    data = np.zeros((4, *SHAPE[1:]), np.float32)
+    np.savez(tmp_path / "a.npz", x=data)
+    np.savez(tmp_path / "b.npz", x=data)
+    base = fingerprint("npz", str(tmp_path / "a.npz"), n=2)
+    assert base == fingerprint("npz", str(tmp_path / "b.npz"), n=2)
+    assert str(tmp_path) not in json.dumps(base)
+    np.savez(tmp_path / "b.npz", x=data + 1)
+    assert fingerprint("npz", str(tmp_path / "b.npz"), n=2) != base
+
+
+# --- image_folder -----------------------------------------------------------------------------
+
+
+def test_image_folder_loads_every_format_and_mode(image_dir):
+    batch = folder(image_dir, 7)
+    assert batch.shape == (7, 3, 224, 224) and batch.dtype == np.float32
+    assert LOW - 1e-3 <= batch.min() and batch.max() <= HIGH + 1e-3
+    assert folder(image_dir, 7).tobytes() == batch.tobytes()
+    assert folder(image_dir, 3, shape=[1, 1, 160, 160]).shape == (3, 1, 160, 160)
+
+
+def test_image_folder_seeded_subset(image_dir):
+    everything = {sample.tobytes() for sample in folder(image_dir, 7)}
+    subset = folder(image_dir, 3, seed=5)
+    assert subset.shape[0] == 3 and {s.tobytes() for s in subset} <= everything
+    orders = {folder(image_dir, 3, seed=s).tobytes() for s in range(4)}
+    assert len(orders) > 1
+
+
+def test_preprocessing_normalises_and_keeps_layout(tmp_path):
+    """Left half red, right half blue: exact normalised values, channels first, no flip."""
+    pixels = np.zeros((300, 400, 3), np.uint8)
+    pixels[:, :200] = (255, 0, 0)
+    pixels[:, 200:] = (0, 0, 255)
+    Image.fromarray(pixels).save(tmp_path / "halves.png")
+    (sample,) = folder(tmp_path, 1)
+    mean, std = np.array(PRE["mean"]), np.array(PRE["std"])
+    red, blue = (np.array([1, 0, 0]) - mean) / std, (np.array([0, 0, 1]) - mean) / std
+    np.testing.assert_allclose(sample[:, 100, :50], np.repeat(red[:, None], 50, 1), atol=1e-5)
+    np.testing.assert_allclose(sample[:, 100, -50:], np.repeat(blue[:, None], 50, 1), atol=1e-5)
+
+    (gray,) = folder(tmp_path, 1, shape=[1, 1, 224, 224])
+    luma = (255 * 299 // 1000) / 255  # PIL's "L" weight for pure red
+    np.testing.assert_allclose(gray[0, 100, :50], (luma - 0.485) / 0.229, atol=1e-2)
+
+
+def test_image_folder_errors(tmp_path, image_dir):
+    with pytest.raises(OptbuildError, match="needs a 'path'"):
+        load_dataset("image_folder", None, 1, 0, None, PRE, SHAPE)
+    with pytest.raises(OptbuildError, match=r"'.*missing' does not exist"):
+        folder(tmp_path / "missing", 1)
+    (tmp_path / "file.jpg").write_bytes(b"x")
+    with pytest.raises(OptbuildError, match="file.jpg' is not a directory"):
+        folder(tmp_path / "file.jpg", 1)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "readme.txt").write_text("hi")
+    with pytest.raises(OptbuildError, match="'.*empty' has no images"):
+        folder(tmp_path / "empty", 1)
+    with pytest.raises(OptbuildError, match="has 7 images but num_samples is 8: lower num_samples"):
+        folder(image_dir, 8)
+    with pytest.raises(OptbuildError, match="has 7 images"):
+        fingerprint("image_folder", str(image_dir), n=8)
+    with pytest.raises(OptbuildError, match="does not use 'key'"):
+        load_dataset("image_folder", str(image_dir), 1, 0, "x", PRE, SHAPE)
+
+
+def test_image_folder_undecodable_file_is_named(image_dir):
+    (image_dir / "nested" / "broken.jpg").write_bytes(b"\xff\xd8 definitely not a jpeg")
+    with pytest.raises(OptbuildError, match=r"cannot decode image '.*broken\.jpg'") as err:
+        folder(image_dir, 8)
+    assert "\n" not in str(err.value)
+
+
+@contextlib.contextmanager
+def without_permissions():
+    """As root, permissions only bite after dropping the effective uid (restored afterwards)."""
+    if os.geteuid() != 0:
+        yield
+        return
+    os.seteuid(65534)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+
+
+def test_image_folder_unreadable(chelsea):
+    # Not under tmp_path: pytest makes that private to root, so an unprivileged uid cannot even
+    # see the folder.
+    base = tempfile.mkdtemp()
+    try:
+        os.chmod(base, 0o755)
+        locked = os.path.join(base, "locked")
+        os.makedirs(os.path.join(base, "open", "inner"))
+        os.mkdir(locked)
+        chelsea.save(os.path.join(base, "open", "cat.png"))
+        chelsea.save(os.path.join(base, "open", "inner", "secret.png"))
+        for path in (locked, *(os.path.join(base, "open", p) for p in ("cat.png", "inner"))):
+            os.chmod(path, 0)
+        with without_permissions():
+            with pytest.raises(OptbuildError, match="cannot read image folder '.*locked'"):
+                folder(locked, 1)
+            with pytest.raises(OptbuildError, match="cannot read image folder '.*inner'"):
+                fingerprint("image_folder", os.path.join(base, "open"), n=1)
+        os.chmod(os.path.join(base, "open", "inner"), 0o755)
+        with without_permissions():
+            with pytest.raises(OptbuildError, match=r"cannot read '.*cat\.png'"):
+                fingerprint("image_folder", os.path.join(base, "open"), n=1)
+    finally:
+        for path in (base, *(os.path.join(d, n) for d, ds, fs in os.walk(base) for n in ds + fs)):
+            os.chmod(path, 0o755)
+        shutil.rmtree(base)
+
+
+# --- npz --------------------------------------------------------------------------------------
+
+
+def test_npz_round_trip(tmp_path):
+    data = np.random.default_rng(0).normal(size=(6, *SHAPE[1:])).astype(np.float64)
+    np.savez(tmp_path / "two.npz", x=data, labels=np.arange(6))
+    np.savez(tmp_path / "one.npz", data)
+    picked = load_dataset("npz", str(tmp_path / "two.npz"), 4, 0, "x", PRE, SHAPE)
+    assert picked.shape == (4, *SHAPE[1:]) and picked.dtype == np.float32
+    rows = [int(np.argmin(np.abs(data - row).sum(axis=(1, 2, 3)))) for row in picked]
+    assert len(set(rows)) == 4
+    np.testing.assert_allclose(picked, data[rows].astype(np.float32))
+    single = load_dataset("npz", str(tmp_path / "one.npz"), 6, 0, None, PRE, SHAPE)
+    sums = sorted(data.sum(axis=(1, 2, 3)))
+    assert sorted(single.sum(axis=(1, 2, 3))) == pytest.approx(sums, rel=1e-4)
+    again = load_dataset("npz", str(tmp_path / "one.npz"), 6, 0, None, PRE, SHAPE)
+    assert again.tobytes() == single.tobytes()
+
+
+def test_npz_errors(tmp_path):
+    def npz(name, n=2, key=None):
+        return load_dataset("npz", str(tmp_path / name), n, 0, key, PRE, SHAPE)
+
+    good = np.zeros((3, *SHAPE[1:]), np.float32)
+    np.savez(tmp_path / "two.npz", a=good, b=good)
+    with pytest.raises(OptbuildError, match=r"has arrays \['a', 'b'\]: set 'key'"):
+        npz("two.npz")
+    with pytest.raises(OptbuildError, match=r"no array 'c': its arrays are \['a', 'b'\]"):
+        npz("two.npz", key="c")
+    with pytest.raises(OptbuildError, match=r"has 3 samples but num_samples is 4"):
+        npz("two.npz", n=4, key="a")
+    np.savez(tmp_path / "shape.npz", x=np.zeros((3, 3, 32, 32), np.float32))
+    expected = r"shape \[3, 3, 32, 32\], expected \['N', 3, 224, 224\]"
+    with pytest.raises(OptbuildError, match=expected):
+        npz("shape.npz")
+    np.savez(tmp_path / "text.npz", x=np.full((3, *SHAPE[1:]), "a"))
+    with pytest.raises(OptbuildError, match="dtype <U1: need numbers"):
+        npz("text.npz")
+    with pytest.raises(OptbuildError, match="'.*missing.npz' does not exist"):
+        npz("missing.npz")
+    (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(OptbuildError, match="'.*junk.npz' is not a valid npz file"):
+        npz("junk.npz")
+    np.save(tmp_path / "plain.npy", good)
+    with pytest.raises(OptbuildError, match="is not a valid npz file .*single array"):
+        npz("plain.npy")
+    with pytest.raises(OptbuildError, match="needs a 'path'"):
+        load_dataset("npz", None, 1, 0, None, PRE, SHAPE)
+
+
+def test_npz_never_unpickles(tmp_path):
+    np.savez(tmp_path / "objects.npz", x=np.array([{"a": 1}, None], dtype=object))
+    with pytest.raises(OptbuildError, match="array 'x' cannot be loaded .*allow_pickle=False"):
+        load_dataset("npz", str(tmp_path / "objects.npz"), 1, 0, "x", PRE, SHAPE)
+
+
+# --- common argument errors -------------------------------------------------------------------
+
+
+def test_unknown_kind_lists_valid_kinds():
+    message = "unknown dataset kind 'coco': use one of sample_photos, image_folder, npz"
+    with pytest.raises(OptbuildError, match=message):
+        load_dataset("coco", None, 1, 0, None, PRE, SHAPE)
+    with pytest.raises(OptbuildError, match="unknown dataset kind"):
+        fingerprint("coco")
+
+
+@pytest.mark.parametrize("n", [0, -3])
+def test_num_samples_must_be_positive(n):
+    with pytest.raises(OptbuildError, match=f"num_samples is {n}: it must be an integer >= 1"):
+        photos(n)
+    with pytest.raises(OptbuildError, match="num_samples"):
+        fingerprint(n=n)
+
+
+def test_bad_preprocess_or_shape():
+    with pytest.raises(OptbuildError, match="crop 224 is square but the input is 224x320"):
+        photos(1, shape=[1, 3, 224, 320])
+    with pytest.raises(OptbuildError, match="crop 300 must be between 1 and resize 256"):
+        photos(1, preprocess={**PRE, "crop": 300})
+    with pytest.raises(OptbuildError, match="has 4 channels"):
+        photos(1, shape=[1, 4, 224, 224])
+    with pytest.raises(OptbuildError, match="preprocess .* is invalid"):
+        photos(1, preprocess={"resize": 256})
