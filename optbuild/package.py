@@ -71,6 +71,7 @@ def package(root: Path, files: dict[str, Path], artifacts: list[dict[str, Any]],
             return Packaged(root / f"v{versions[-1]}", versions[-1], reused=True)
         version = (versions[-1] if versions else 0) + 1
         staging = Path(tempfile.mkdtemp(dir=root, prefix=f".v{version}-"))
+        staging.chmod(0o755)  # mkdtemp makes it private; a published version is readable
         try:
             for name, source in files.items():
                 shutil.copyfile(source, staging / name)

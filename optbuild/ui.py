@@ -48,7 +48,8 @@ class StageProgress:
 
 
 def summary(console: Console, manifest: dict[str, Any], path: str, reused: bool) -> None:
-    table = Table(title=f"{manifest['recipe']['name']} · {manifest['target']}-{manifest['precision']}")
+    title = f"{manifest['recipe']['name']} {manifest['target']}-{manifest['precision']}"
+    table = Table(title=title, min_width=len(title) + 4)
     table.add_column("stage")
     table.add_column("cache")
     table.add_column("seconds", justify="right")
@@ -65,6 +66,6 @@ def summary(console: Console, manifest: dict[str, Any], path: str, reused: bool)
         console.print(
             f"latency (batch {bench['batch']}, median): {bench['artifact']['median_ms']:.2f} ms   "
             f"ONNX Runtime FP32: {bench['baseline_onnxruntime_fp32']['median_ms']:.2f} ms   "
-            f"speed-up: {bench['speedup_median']:.2f}×"
+            f"speed-up: {bench['speedup_median']:.2f}x"
         )
     console.print(f"artifact: [bold]{path}[/]" + (" (unchanged: reused)" if reused else ""))
