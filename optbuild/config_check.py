@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticError
 
-from optbuild.config_errors import _known_keys, _suggest
+from optbuild.config_errors import unknown_key
 from optbuild.errors import OptbuildError
 from optbuild.schema import Config, PrecisionName, SourceKind
 
@@ -18,9 +18,7 @@ def _pydantic_line(err: PydanticError) -> str:
     first = err.errors()[0]
     key = ".".join(str(part) for part in first["loc"])
     if first["type"] in ("unexpected_keyword_argument", "extra_forbidden"):
-        leaf = key.rsplit(".", 1)[-1]
-        known = _known_keys(key)
-        return f"unknown config key '{key}'{_suggest(leaf, known)}: check its spelling"
+        return unknown_key(key)
     return f"invalid value for config key '{key}': {first['msg']}"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterator
 
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
@@ -17,9 +18,18 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
         current = current.__cause__ or current.__context__
 
 
-def _suggest(word: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+def _suggest(full_key: str, choices: list[str]) -> str:
+    parent, _, leaf = full_key.rpartition(".")
+    close = difflib.get_close_matches(leaf, choices, n=1)
+    if not close:
+        return ""
+    return f" (did you mean '{parent + '.' if parent else ''}{close[0]}'?)"
+
+
+def unknown_key(full_key: str) -> str:
+    known = _known_keys(full_key)
+    where = f"; valid keys there: {', '.join(known)}" if known else ""
+    return f"unknown config key '{full_key}'{_suggest(full_key, known)}{where}"
 
 
 def _known_keys(full_key: str) -> list[str]:
@@ -42,12 +52,9 @@ def _known_keys(full_key: str) -> list[str]:
 
 def explain(exc: BaseException) -> str:
     for err in _chain(exc):
-        if isinstance(err, ConfigKeyError) and getattr(err, "full_key", None):
-            key = str(err.full_key)
-            leaf = key.rsplit(".", 1)[-1]
-            known = _known_keys(key)
-            where = f" ({'valid keys there: ' + ', '.join(known)})" if known else ""
-            return f"unknown config key '{key}'{_suggest(leaf, known)}: check its spelling{where}"
+        unknown = isinstance(err, ConfigKeyError) or " not in '" in str(getattr(err, "msg", ""))
+        if isinstance(err, OmegaConfBaseException) and unknown and getattr(err, "full_key", None):
+            return unknown_key(str(err.full_key))
         if isinstance(err, ValidationError) and getattr(err, "full_key", None):
             first = str(err.msg).splitlines()[0]
             return f"invalid value for config key '{err.full_key}': {first}"
@@ -59,6 +66,8 @@ def explain(exc: BaseException) -> str:
 
 def _hydra_text(text: str) -> str:
     """Hydra's own messages span lines ('Available options in ...:\\n\\tintel'); join them."""
+    text = text.split("Config search path:")[0]
+    text = re.sub(r"In '[^']*': Could not find '([\w/]+)/([^']+)'", r"unknown \1 '\2'", text)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     out: list[str] = []
     for line in lines:
@@ -66,7 +75,7 @@ def _hydra_text(text: str) -> str:
             out.append(line.rstrip(":").replace("Available options in", "valid choices for") + ":")
         elif out and out[-1].endswith(":"):
             out[-1] += " " + line
-        elif out and out[-1].startswith("valid choices") :
+        elif out and out[-1].startswith("valid choices"):
             out[-1] += ", " + line
         else:
             out.append(line)

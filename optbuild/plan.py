@@ -104,7 +104,7 @@ def plan(config: Config) -> list[StageSpec]:
                             params=quantize_params, external=external, locations=locations,
                             tools=OV_TOOLS))
     device = config.target.device
-    stages.append(StageSpec("build", 1, intel.save_ir,
+    stages.append(StageSpec("build", 2, intel.save_ir,
                             inputs={"model.xml": ("quantize", "model.xml"), "model.bin": ("quantize", "model.bin")},
                             params={**precision, "device": device}, tools=OV_TOOLS, platform=True))
 

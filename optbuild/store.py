@@ -52,7 +52,7 @@ def _fsync_replace(tmp: Path, final: Path) -> None:
 
 class Store:
     def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
+        self.root = Path(root).absolute()
         try:
             for sub in ("cas/sha256", "actions", "locks", "tmp"):
                 (self.root / sub).mkdir(parents=True, exist_ok=True)
@@ -72,8 +72,8 @@ class Store:
         digest = sha256_file(source)
         final = self.blob_path(digest)
         size = source.stat().st_size
-        if final.exists() and final.stat().st_size == size:
-            return Blob(digest, size)
+        if final.is_file() and final.stat().st_size == size and sha256_file(final) == digest:
+            return Blob(digest, size)  # already stored and intact (a corrupt one is replaced)
         final.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=".tmp-")
         os.close(fd)
@@ -117,7 +117,7 @@ class Store:
             )
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             log.warning("cache record %s is unreadable: ignored and rebuilt", path)
             return None
         if record.key != key or any(self.verified(b) is None for b in record.outputs.values()):
@@ -133,10 +133,18 @@ class Store:
             "seconds": record.seconds,
         }
         final = self._action_path(record.key)
+        text = json.dumps(payload, indent=1, sort_keys=True)  # fails before any file exists
         fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=".tmp-")
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=1, sort_keys=True)
-        _fsync_replace(Path(tmp), final)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+            _fsync_replace(Path(tmp), final)
+        except OSError as err:
+            Path(tmp).unlink(missing_ok=True)
+            raise OptbuildError(
+                f"cannot write to the cache at {self.root} ({err.strerror}): free space or "
+                "choose another cache_dir=..."
+            ) from err
 
     @contextmanager
     def lock(self, key: str) -> Iterator[None]:

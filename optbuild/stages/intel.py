@@ -3,12 +3,43 @@
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from optbuild.errors import OptbuildError
 
 RUNTIME_FILE = "runtime.json"
+_AUTO_NAME = re.compile(r"^(?P<type>[A-Za-z][A-Za-z0-9]*)_\d+$")
+
+
+def canonical_names(model: Any) -> Any:
+    """Renumber auto-generated node names (`<Type>_<global counter>`) in topological order.
+
+    OpenVINO and NNCF name unnamed nodes from a process-wide counter whose value differs
+    between runs, so the same graph would serialize to different XML. These names carry no
+    meaning: inputs and outputs are addressed by tensor names, which are left untouched.
+    """
+    ops = model.get_ordered_ops()
+    taken = {op.get_friendly_name() for op in ops}
+    counts: Counter[str] = Counter()
+    for op in ops:
+        match = _AUTO_NAME.match(op.get_friendly_name())
+        if not match or match["type"] != op.get_type_name():
+            continue
+        while (name := f"{match['type']}_{counts[match['type']]}") in taken:
+            counts[match["type"]] += 1
+        counts[match["type"]] += 1
+        taken.add(name)
+        op.set_friendly_name(name)
+    return model
+
+
+def _save(model: Any, out_dir: str, compress_to_fp16: bool) -> None:
+    import openvino as ov
+
+    ov.save_model(canonical_names(model), str(Path(out_dir, "model.xml")), compress_to_fp16=compress_to_fp16)
 
 
 def quantize(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> dict[str, Any]:
@@ -26,14 +57,13 @@ def quantize(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> di
     if params["int8"]:
         data = _nncf_quantize_into(model, calibration, params["input_shape"], out_dir)
     else:
-        ov.save_model(model, str(Path(out_dir, "model.xml")), compress_to_fp16=False)
+        _save(model, out_dir, compress_to_fp16=False)
     return {"files": ["model.xml", "model.bin"], "data": data}
 
 
 def _nncf_quantize_into(model: Any, calibration: dict[str, Any], input_shape: list[int],
                         out_dir: str) -> dict[str, Any]:
     import nncf
-    import openvino as ov
 
     from optbuild.datasets import load_dataset
 
@@ -43,7 +73,7 @@ def _nncf_quantize_into(model: Any, calibration: dict[str, Any], input_shape: li
     batch = input_shape[0]
     items = [samples[i : i + batch] for i in range(0, len(samples) - batch + 1, batch)]
     quantized = nncf.quantize(model, nncf.Dataset(items), subset_size=len(items))
-    ov.save_model(quantized, str(Path(out_dir, "model.xml")), compress_to_fp16=False)
+    _save(quantized, out_dir, compress_to_fp16=False)
     fq = sum(1 for op in quantized.get_ops() if op.get_type_name() == "FakeQuantize")
     return {"quantized": True, "calibration_samples": len(items) * batch, "fake_quantize_ops": fq}
 
@@ -61,10 +91,10 @@ def save_ir(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> dic
 
     core = ov.Core()
     model = core.read_model(inputs["model.xml"])
-    ov.save_model(model, str(Path(out_dir, "model.xml")), compress_to_fp16=params["compress_to_fp16"])
+    _save(model, out_dir, params["compress_to_fp16"])
     properties = runtime_properties(params)
     compiled = core.compile_model(str(Path(out_dir, "model.xml")), params["device"], properties)
-    resolved = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
+    resolved = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
     runtime = {"device": params["device"], "properties": properties}
     Path(out_dir, RUNTIME_FILE).write_text(json.dumps(runtime, indent=2, sort_keys=True) + "\n")
     return {

@@ -1,0 +1,130 @@
+"""End-to-end builds of a tiny real CNN: layout, manifest, cache, versions, gates, sweeps."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import HEAVY, REPO, error_line, manifest_of
+
+from optbuild.digest import sha256_file
+
+FAST = ("benchmark.enabled=false",)
+
+
+def stages_by_name(manifest: dict) -> dict[str, dict]:
+    return {stage["name"]: stage for stage in manifest["stages"]}
+
+
+def test_fp32_build_layout_and_manifest(cli, tmp_path: Path, recipe_dir: Path):
+    result = cli("recipe=tiny")
+    assert result.returncode == 0, result.stderr
+    root = tmp_path / "outputs/tiny/intel-fp32"
+    assert (root / "latest").resolve() == (root / "v1").resolve()
+    version = root / "v1"
+    manifest = manifest_of(version)
+    assert manifest["schema"] == "optbuild.manifest/v1"
+    assert manifest["recipe"]["name"] == "tiny"
+    assert manifest["recipe"]["sha256"] == sha256_file(recipe_dir / "tiny.yaml")
+    assert (manifest["target"], manifest["precision"]) == ("intel", "fp32")
+    assert [s["name"] for s in manifest["stages"]] == [
+        "source", "surgery", "quantize", "build", "validate", "benchmark"]
+    # Every recorded digest matches its file, and every file of the version is recorded.
+    recorded = {a["path"]: a for a in manifest["artifacts"]}
+    assert set(recorded) == {"model.xml", "model.bin", "runtime.json"}
+    assert {p.name for p in version.iterdir()} == set(recorded) | {"manifest.json"}
+    for name, entry in recorded.items():
+        assert sha256_file(version / name) == entry["sha256"]
+        assert (version / name).stat().st_size == entry["bytes"]
+    # FP32 means f32 compute: the hint travels with the artifact and the manifest.
+    runtime = json.loads((version / "runtime.json").read_text())
+    assert runtime["properties"]["INFERENCE_PRECISION_HINT"] == "f32"
+    assert manifest["resolved_inference_precision"] == "f32"
+    assert manifest["validation"]["top1_agreement"] >= 0.99
+    assert manifest["validation"]["cosine_mean"] > 0.9999
+    assert manifest["benchmark"]["artifact"]["median_ms"] > 0
+    assert manifest["benchmark"]["speedup_median"] > 0
+    assert manifest["toolchain"]["openvino"] and manifest["platform"]["cpu"]
+    assert manifest["surgery"][0]["pass"] == "fold_constants"
+    assert manifest["surgery"][0]["verified"] is True
+
+
+def test_rebuild_is_all_cache_hits_same_version_and_imports_no_toolkit(cli, tmp_path: Path):
+    assert cli("recipe=tiny", *FAST).returncode == 0
+    # Run in-process to see which modules a fully cached build imports.
+    probe = (
+        "import sys; from optbuild.cli import main; rc = main(['recipe=tiny', 'benchmark.enabled=false',"
+        " 'progress=false']); print('HEAVY', [m for m in %r if m in sys.modules]); sys.exit(rc)" % (HEAVY,)
+    )
+    result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=cli.env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "HEAVY []" in result.stdout
+    root = tmp_path / "outputs/tiny/intel-fp32"
+    assert sorted(p.name for p in root.iterdir() if p.name.startswith("v")) == ["v1"]
+    assert "reused" in result.stderr
+
+
+def test_changed_calibration_reruns_only_what_depends_on_it(cli, tmp_path: Path):
+    assert cli("recipe=tiny_int8", *FAST).returncode == 0
+    assert cli("recipe=tiny_int8", "calibration.num_samples=12", *FAST).returncode == 0
+    root = tmp_path / "outputs/tiny_int8/intel-int8"
+    manifest = manifest_of(root / "v2")
+    hits = {name: stage["cache_hit"] for name, stage in stages_by_name(manifest).items()}
+    assert hits == {"source": True, "surgery": True, "quantize": False, "build": False, "validate": False}
+    assert manifest["quantization"]["quantized"] is True
+    assert manifest["quantization"]["calibration_samples"] == 12
+    assert manifest["quantization"]["fake_quantize_ops"] > 0
+    assert (root / "latest").resolve().name == "v2"
+
+
+def test_failed_gate_publishes_nothing(cli, tmp_path: Path):
+    line = error_line(cli("recipe=tiny", "validate.min_cosine=1.01", *FAST))
+    assert "validate.min_cosine" in line and "not published" in line
+    assert not (tmp_path / "outputs/tiny").exists()
+
+
+def test_int8_builds_are_byte_identical_across_fresh_caches(cli, tmp_path: Path):
+    digests = []
+    for run in ("a", "b"):
+        result = cli("recipe=tiny_int8", f"out_dir={tmp_path / run}", *FAST)
+        assert result.returncode == 0, result.stderr
+        version = tmp_path / run / "tiny_int8/intel-int8/v1"
+        digests.append({name: sha256_file(version / name) for name in ("model.xml", "model.bin")})
+    assert digests[0] == digests[1]
+
+
+def test_corrupted_cache_object_is_detected_and_rebuilt(cli, tmp_path: Path):
+    assert cli("recipe=tiny", *FAST).returncode == 0
+    manifest = manifest_of(tmp_path / "outputs/tiny/intel-fp32/v1")
+    digest = stages_by_name(manifest)["surgery"]["outputs"][0]["sha256"]
+    blob = tmp_path / "outputs/.cache/cas/sha256" / digest[:2] / digest
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    blob.write_bytes(bytes(data))
+    result = cli("recipe=tiny", *FAST)
+    assert result.returncode == 0, result.stderr
+    assert sha256_file(blob) == digest  # rebuilt with the right bytes
+    # The artifact did not change, so the version is reused.
+    assert not (tmp_path / "outputs/tiny/intel-fp32/v2").exists()
+
+
+def test_multirun_sweep_over_precisions(cli, tmp_path: Path):
+    result = cli("-m", "recipe=tiny", "precision=fp32,fp16,int8", *FAST)
+    assert result.returncode == 0, result.stderr
+    for precision in ("fp32", "fp16", "int8"):
+        manifest = manifest_of(tmp_path / f"outputs/tiny/intel-{precision}/v1")
+        assert manifest["precision"] == precision
+    fp16 = json.loads((tmp_path / "outputs/tiny/intel-fp16/v1/runtime.json").read_text())
+    assert fp16["properties"]["INFERENCE_PRECISION_HINT"] == "f16"
+
+
+def test_a_failing_job_does_not_stop_the_sweep(cli, tmp_path: Path):
+    # int8 without calibration data is invalid; fp32 must still be built.
+    result = cli("-m", "recipe=tiny", "precision=int8,fp32", "calibration.dataset=null", *FAST)
+    assert result.returncode != 0
+    assert "calibration dataset" in result.stderr
+    assert (tmp_path / "outputs/tiny/intel-fp32/v1/manifest.json").is_file()
+    assert not (tmp_path / "outputs/tiny/intel-int8").exists()

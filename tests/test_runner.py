@@ -1,0 +1,252 @@
+"""The stage runner over a real store: cache keys, hits, reruns, isolation and errors.
+
+The stage functions live in tests/stage_fns.py because each one runs in a freshly spawned
+interpreter (optbuild/isolate.py), which unpickles the function by module and name. The spawned
+child receives the parent's sys.path, so it imports the module under the same name the parent
+used: `tests.stage_fns` when the project root is on sys.path (`python -m pytest` from the
+project root, as the Makefile runs it), else `stage_fns` (pytest's default "prepend" import
+mode puts tests/ itself on sys.path, since tests/ has no __init__.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from optbuild.errors import OptbuildError
+from optbuild.runner import Runner, StageResult, StageSpec
+from optbuild.store import Store
+
+try:
+    from tests import stage_fns
+except ImportError:  # plain `pytest` entry point: the project root is not on sys.path
+    import stage_fns
+
+
+class Recorder:
+    """A trivial observer: remembers every call in order."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def started(self, stage: str) -> None:
+        self.calls.append(("started", stage))
+
+    def finished(self, result: StageResult) -> None:
+        self.calls.append(("finished", result.name, result.cache_hit))
+
+
+def executions(log: Path) -> list[str]:
+    """Stage names that really ran (each stage function appends to the log)."""
+    return [line.split()[0] for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def pipeline(log: Path, text: str = "hello", suffix: str = "!", **produce_extra) -> list[StageSpec]:
+    produce = StageSpec(
+        "produce", 1, stage_fns.produce,
+        params={"text": text, **produce_extra},
+        locations={"log": str(log)},
+    )
+    transform = StageSpec(
+        "transform", 1, stage_fns.transform,
+        inputs={"a.txt": ("produce", "a.txt")},
+        params={"suffix": suffix},
+        locations={"log": str(log)},
+    )
+    return [produce, transform]
+
+
+def run(store_root: Path, stages: list[StageSpec]) -> tuple[Runner, Recorder, list[StageResult]]:
+    observer = Recorder()
+    runner = Runner(Store(store_root), observer)
+    return runner, observer, runner.run(stages)
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> Path:
+    return tmp_path / "cache"
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> Path:
+    return tmp_path / "executions.log"
+
+
+@pytest.fixture
+def first(cache: Path, log: Path) -> tuple[Runner, Recorder, list[StageResult]]:
+    """A first, cold run of the two-stage pipeline."""
+    return run(cache, pipeline(log))
+
+
+def test_first_run_executes_and_stores(first, log: Path) -> None:
+    runner, observer, (a, b) = first
+    assert (a.name, a.cache_hit) == ("produce", False)
+    assert (b.name, b.cache_hit) == ("transform", False)
+    assert executions(log) == ["produce", "transform"]
+    assert observer.calls == [
+        ("started", "produce"), ("finished", "produce", False),
+        ("started", "transform"), ("finished", "transform", False),
+    ]
+    assert runner.output_path("produce", "a.txt").read_text() == "hello"
+    assert runner.output_path("transform", "b.txt").read_text() == "HELLO!"
+    assert a.data == {"length": 5}
+    assert b.data == {"input": "hello"}  # stage 2 read stage 1's output through its input link
+    assert b.inputs == {"a.txt": a.outputs["a.txt"].sha256}
+    assert set(a.outputs) == {"a.txt"} and set(b.outputs) == {"b.txt"}
+    # Outputs are blobs in the store, and each result is recorded under its key.
+    for result in (a, b):
+        record = runner.store.get_action(result.key)
+        assert record is not None
+        assert record.outputs == result.outputs and record.data == result.data
+    assert runner.results == {"produce": a, "transform": b}
+    # The scratch directories are gone.
+    assert list((runner.store.root / "tmp").iterdir()) == []
+
+
+def test_second_run_hits_both(first, cache: Path, log: Path) -> None:
+    _, _, cold = first
+    runner, observer, warm = run(cache, pipeline(log))
+    assert [r.cache_hit for r in warm] == [True, True]
+    assert executions(log) == ["produce", "transform"]  # nothing ran again
+    assert observer.calls == [
+        ("started", "produce"), ("finished", "produce", True),
+        ("started", "transform"), ("finished", "transform", True),
+    ]
+    for c, w in zip(cold, warm):
+        assert (w.key, w.outputs, w.data, w.inputs, w.seconds) == (c.key, c.outputs, c.data, c.inputs, c.seconds)
+    assert runner.output_path("transform", "b.txt").read_text() == "HELLO!"
+
+
+def test_stage2_param_change_reruns_only_stage2(first, cache: Path, log: Path) -> None:
+    _, _, (a0, b0) = first
+    runner, _, (a, b) = run(cache, pipeline(log, suffix="?"))
+    assert (a.cache_hit, b.cache_hit) == (True, False)
+    assert a.key == a0.key and b.key != b0.key
+    assert executions(log) == ["produce", "transform", "transform"]
+    assert runner.output_path("transform", "b.txt").read_text() == "HELLO?"
+    # The old result is still recorded: switching back is a hit.
+    _, _, back = run(cache, pipeline(log))
+    assert [r.cache_hit for r in back] == [True, True]
+
+
+def test_changed_input_digest_propagates(first, cache: Path, log: Path) -> None:
+    _, _, (a0, b0) = first
+    runner, _, (a, b) = run(cache, pipeline(log, text="world"))
+    assert (a.cache_hit, b.cache_hit) == (False, False)
+    assert a.outputs["a.txt"].sha256 != a0.outputs["a.txt"].sha256
+    assert b.inputs == {"a.txt": a.outputs["a.txt"].sha256} != b0.inputs
+    assert b.key != b0.key  # stage 2's own params did not change: the input digest did
+    assert runner.output_path("transform", "b.txt").read_text() == "WORLD!"
+
+
+def test_upstream_rerun_with_identical_output_keeps_downstream_hit(first, cache: Path, log: Path) -> None:
+    # Stage 1's key changes (an extra param) but it writes the same bytes: stage 2's key is
+    # built from input *digests*, so it still hits.
+    _, _, (a0, b0) = first
+    _, _, (a, b) = run(cache, pipeline(log, unused="x"))
+    assert (a.cache_hit, b.cache_hit) == (False, True)
+    assert a.key != a0.key and a.outputs == a0.outputs
+    assert b.key == b0.key
+    assert executions(log) == ["produce", "transform", "produce"]
+
+
+def test_corrupt_output_blob_reruns_stage(first, cache: Path, log: Path) -> None:
+    runner0, _, (a0, b0) = first
+    blob_path = runner0.store.blob_path(b0.outputs["b.txt"].sha256)
+    blob_path.write_text("HELLO?")  # same size, wrong bytes
+    runner, _, (a, b) = run(cache, pipeline(log))
+    assert (a.cache_hit, b.cache_hit) == (True, False)
+    assert b.key == b0.key and b.outputs == b0.outputs
+    assert executions(log) == ["produce", "transform", "transform"]
+    assert blob_path.read_text() == "HELLO!"  # repaired
+    assert runner.output_path("transform", "b.txt").read_text() == "HELLO!"
+
+
+def test_missing_upstream_blob_reruns_upstream_only(first, cache: Path, log: Path) -> None:
+    runner0, _, (a0, _) = first
+    runner0.store.blob_path(a0.outputs["a.txt"].sha256).unlink()
+    _, _, (a, b) = run(cache, pipeline(log))
+    assert (a.cache_hit, b.cache_hit) == (False, True)
+    assert a.outputs == a0.outputs
+    assert executions(log) == ["produce", "transform", "produce"]
+
+
+def test_stage_error_reaches_caller(cache: Path, log: Path) -> None:
+    message = "no calibration images under /data/cal: set dataset.path=..."
+    spec = StageSpec("boom", 1, stage_fns.fail, params={"message": message}, locations={"log": str(log)})
+    observer = Recorder()
+    runner = Runner(Store(cache), observer)
+    with pytest.raises(OptbuildError) as info:
+        runner.run([spec])
+    assert info.value.message == message
+    assert str(info.value) == message
+    assert executions(log) == ["fail"]  # it did run, in the child
+    assert observer.calls == [("started", "boom")]
+    assert runner.store.get_action(spec.key({})) is None  # nothing recorded
+    assert "boom" not in runner.results
+    # The lock was released and nothing was cached: running again runs (and fails) again.
+    with pytest.raises(OptbuildError, match="no calibration images"):
+        Runner(Store(cache), Recorder()).run([spec])
+    assert executions(log) == ["fail", "fail"]
+
+
+def test_error_stops_pipeline(cache: Path, log: Path) -> None:
+    produce, transform = pipeline(log)
+    failing = dataclasses.replace(produce, fn=stage_fns.fail, params={"message": "bad"})
+    observer = Recorder()
+    with pytest.raises(OptbuildError, match="bad"):
+        Runner(Store(cache), observer).run([failing, transform])
+    assert observer.calls == [("started", "produce")]
+    assert executions(log) == ["fail"]
+
+
+# -- keys ------------------------------------------------------------------------------------
+
+
+def test_key_ignores_locations_but_not_external(tmp_path: Path) -> None:
+    base = StageSpec("load", 1, stage_fns.produce, params={"text": "t"},
+                     external={"weights": "aa" * 32}, locations={"weights": "/models/a.pt"})
+    moved = dataclasses.replace(base, locations={"weights": "/elsewhere/copy-of-a.pt"})
+    assert moved.key({}) == base.key({})
+    changed = dataclasses.replace(base, external={"weights": "bb" * 32})
+    assert changed.key({}) != base.key({})
+    # Everything else that defines the result is in the key too.
+    assert dataclasses.replace(base, version=2).key({}) != base.key({})
+    assert dataclasses.replace(base, name="other").key({}) != base.key({})
+    assert dataclasses.replace(base, params={"text": "u"}).key({}) != base.key({})
+    assert base.key({"x": "1" * 64}) != base.key({"x": "2" * 64})
+    assert base.key({"x": "1" * 64}) != base.key({"y": "1" * 64})
+    # Keys are deterministic and independent of dict order.
+    reordered = dataclasses.replace(base, params={"b": 1, "a": 2})
+    assert reordered.key({}) == dataclasses.replace(base, params={"a": 2, "b": 1}).key({})
+
+
+def test_runner_locations_change_hits_external_change_misses(cache: Path, tmp_path: Path) -> None:
+    log_a, log_b = tmp_path / "a.log", tmp_path / "b.log"
+    spec = StageSpec("produce", 1, stage_fns.produce, params={"text": "x"},
+                     external={"src": "11" * 32}, locations={"log": str(log_a)})
+    (r1,) = run(cache, [spec])[2]
+    assert not r1.cache_hit and executions(log_a) == ["produce"]
+
+    # Same file contents at another place: a hit, the function does not run.
+    (r2,) = run(cache, [dataclasses.replace(spec, locations={"log": str(log_b)})])[2]
+    assert r2.cache_hit and r2.key == r1.key
+    assert executions(log_b) == []
+
+    # Different external contents: a miss, the function runs (and sees the new location).
+    (r3,) = run(cache, [dataclasses.replace(spec, external={"src": "22" * 32},
+                                            locations={"log": str(log_b)})])[2]
+    assert not r3.cache_hit and r3.key != r1.key
+    assert executions(log_b) == ["produce"]
+
+
+def test_rerun_over_same_size_corrupt_blob(first, cache: Path, log: Path) -> None:
+    runner0, _, (a0, _) = first
+    runner0.store.blob_path(a0.outputs["a.txt"].sha256).write_text("HELLO")  # same size, wrong bytes
+    # Both keys change (stage 1 gains an unused param, stage 2 a new suffix); stage 1 writes the
+    # same bytes as before, so its output lands on the corrupt blob's name.
+    runner, _, (a, b) = run(cache, pipeline(log, suffix="?", unused="x"))
+    assert (a.cache_hit, b.cache_hit) == (False, False)
+    assert runner.output_path("transform", "b.txt").read_text() == "HELLO?"
