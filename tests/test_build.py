@@ -128,3 +128,43 @@ def test_a_failing_job_does_not_stop_the_sweep(cli, tmp_path: Path):
     assert "calibration dataset" in result.stderr
     assert (tmp_path / "outputs/tiny/intel-fp32/v1/manifest.json").is_file()
     assert not (tmp_path / "outputs/tiny/intel-int8").exists()
+
+
+def test_int8_calibrated_from_npz_and_image_folder(cli, tmp_path: Path):
+    import numpy as np
+    from PIL import Image
+    from skimage import data
+
+    npz = tmp_path / "calib.npz"
+    np.savez(npz, images=np.random.default_rng(0).standard_normal((12, 3, 32, 32)).astype(np.float32))
+    result = cli("recipe=tiny_int8", "calibration.dataset=npz", f"calibration.path={npz}",
+                 "calibration.num_samples=12", *FAST)
+    assert result.returncode == 0, result.stderr
+
+    folder = tmp_path / "images" / "cat"
+    folder.mkdir(parents=True)
+    photo = data.chelsea()
+    for i in range(6):
+        Image.fromarray(photo[i * 10 : i * 10 + 200, i * 20 : i * 20 + 200]).save(folder / f"{i}.jpg")
+    result = cli("recipe=tiny_int8", "calibration.dataset=image_folder",
+                 f"calibration.path={folder.parent}", "calibration.num_samples=6", *FAST)
+    assert result.returncode == 0, result.stderr
+    root = tmp_path / "outputs/tiny_int8/intel-int8"
+    assert {p.name for p in root.glob("v*")} == {"v1", "v2"}  # different data, different artifacts
+
+
+def test_bad_calibration_folder_is_one_line_and_publishes_nothing(cli, tmp_path: Path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    line = error_line(cli("recipe=tiny_int8", "calibration.dataset=image_folder", f"calibration.path={empty}"))
+    assert str(empty) in line
+    assert not (tmp_path / "outputs/tiny_int8").exists()
+
+
+def test_missing_onnx_file_is_one_line(cli, recipe_dir: Path, tmp_path: Path):
+    line = error_line(cli("recipe=tiny", f"model.path={tmp_path / 'nope.onnx'}"))
+    assert "nope.onnx" in line and "not a file" in line
+    not_onnx = tmp_path / "notes.onnx"
+    not_onnx.write_text("hello")
+    line = error_line(cli("recipe=tiny", f"model.path={not_onnx}"))
+    assert "not a valid ONNX model" in line
