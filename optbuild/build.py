@@ -10,8 +10,9 @@ from typing import Any
 from rich.console import Console
 
 from optbuild.errors import OptbuildError
-from optbuild.package import Packaged, package
+from optbuild.package import PROVENANCE, Packaged, package
 from optbuild.plan import plan
+from optbuild.provenance import statement
 from optbuild.recipe_index import RecipeFile
 from optbuild.runner import Runner, StageResult
 from optbuild.schema import Config
@@ -43,13 +44,17 @@ def _gates(config: Config, validation: dict[str, Any] | None) -> list[str]:
 
 
 def _stage_entry(result: StageResult) -> dict[str, Any]:
+    """A stage as the manifest records it: enough to recompute its key and follow the chain."""
+    material = result.material
     return {
         "name": result.name,
         "key": result.key,
         "cache_hit": result.cache_hit,
         "seconds": result.seconds,
-        "inputs": [{"path": name, "sha256": digest} for name, digest in sorted(result.inputs.items())],
+        "inputs": [{"path": name, "sha256": digest, "from": result.sources[name]}
+                   for name, digest in sorted(result.inputs.items())],
         "outputs": [{"path": name, "sha256": b.sha256, "bytes": b.bytes} for name, b in sorted(result.outputs.items())],
+        **{field: material[field] for field in ("version", "params", "external", "tools", "platform")},
     }
 
 
@@ -95,6 +100,7 @@ def build(config: Config, recipe: RecipeFile, overrides: list[str], resolved: di
         "toolchain": toolchain(),
         "platform": platform_info(),
     }
-    packaged = package(out_dir / recipe.name / f"{target}-{precision}", files, artifacts, manifest)
+    packaged = package(out_dir / recipe.name / f"{target}-{precision}", files, artifacts, manifest,
+                       {PROVENANCE: statement(manifest)})
     summary(console, manifest, str(packaged.path), packaged.reused)
     return BuildOutcome(packaged, manifest)

@@ -52,6 +52,10 @@ def _known_keys(full_key: str) -> list[str]:
 
 def explain(exc: BaseException) -> str:
     for err in _chain(exc):
+        if isinstance(err, OSError) and err.strerror:
+            where = f" {err.filename}" if err.filename else ""
+            return (f"cannot write{where} ({err.strerror}): choose a writable out_dir=... "
+                    "(and cache_dir=...) with free space")
         unknown = isinstance(err, ConfigKeyError) or " not in '" in str(getattr(err, "msg", ""))
         if isinstance(err, OmegaConfBaseException) and unknown and getattr(err, "full_key", None):
             return unknown_key(str(err.full_key))

@@ -18,7 +18,18 @@ from typing import Any
 from optbuild.errors import OptbuildError
 
 
-def _redirect_output(log_path: str | None) -> None:
+def _die_with_parent() -> None:
+    """A worker must not outlive a killed build (it would keep writing into the scratch dir)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+def _init_worker(log_path: str | None) -> None:
+    _die_with_parent()
     if not log_path:
         return
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -32,12 +43,25 @@ def _redirect_output(log_path: str | None) -> None:
 def run_isolated(stage: str, fn: Callable[..., Any], *args: Any, log_path: str | None = None) -> Any:
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
-        max_workers=1, mp_context=context, initializer=_redirect_output, initargs=(log_path,)
+        max_workers=1, mp_context=context, initializer=_init_worker, initargs=(log_path,)
     ) as pool:
         try:
             return pool.submit(fn, *args).result()
+        except OptbuildError:
+            raise
+        except OSError as err:
+            raise OptbuildError(
+                f"stage '{stage}' could not write or read a file ({err.strerror or err}): free disk "
+                "space or check permissions of out_dir/cache_dir"
+            ) from err
         except BrokenProcessPool as err:
             raise OptbuildError(
                 f"stage '{stage}' worker process died (out of memory or killed); "
                 f"see the log{' ' + log_path if log_path else ''}"
+            ) from err
+        except Exception as err:  # noqa: BLE001 - a toolkit's own exception, summarised
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+            raise OptbuildError(
+                f"stage '{stage}' failed: {type(err).__name__}: {first} (full trace in the run's "
+                "log; debug=true prints it)"
             ) from err

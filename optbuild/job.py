@@ -21,14 +21,20 @@ from optbuild.recipe_index import RecipeFile
 log = logging.getLogger("optbuild")
 
 
-def _log_to(path: Path) -> logging.Handler:
+def _log_to(path: Path) -> list[logging.Handler]:
+    """Everything to the run's log file; warnings (e.g. a corrupt cache object) also to stderr."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    to_file = logging.FileHandler(path)
+    to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    to_terminal = logging.StreamHandler(sys.stderr)
+    to_terminal.setLevel(logging.WARNING)
+    to_terminal.setFormatter(logging.Formatter("optbuild: warning: %(message)s"))
     root = logging.getLogger("optbuild")
     root.setLevel(logging.INFO)
-    root.addHandler(handler)
-    return handler
+    root.propagate = False
+    for handler in (to_file, to_terminal):
+        root.addHandler(handler)
+    return [to_file, to_terminal]
 
 
 class BuildJob:
@@ -49,14 +55,14 @@ class BuildJob:
         sweep = hydra.mode == RunMode.MULTIRUN
         label = " ".join(overrides) if sweep else ""
         log_path = Path(hydra.runtime.output_dir) / "optbuild.log"
-        handler = _log_to(log_path)
+        handlers = _log_to(log_path)
         debug = bool(cfg.get("debug", False))
         try:
             if sweep:
                 self.console.rule(f"[bold]job {hydra.job.num}[/]: {label}")
             self._build(cfg, hydra.runtime.choices["recipe"], overrides, str(log_path))
         except Exception as err:  # noqa: BLE001 - every failure becomes this job's one line
-            log.error("build failed:\n%s", traceback.format_exc())
+            log.info("build failed:\n%s", traceback.format_exc())
             if debug:
                 traceback.print_exc()
             from optbuild.config_errors import explain
@@ -68,8 +74,9 @@ class BuildJob:
             sys.stderr.write(f"optbuild: error: {prefix}{' '.join(message.split())}\n")
             self.failures.append(message)
         finally:
-            logging.getLogger("optbuild").removeHandler(handler)
-            handler.close()
+            for handler in handlers:
+                logging.getLogger("optbuild").removeHandler(handler)
+                handler.close()
 
     def _build(self, cfg: DictConfig, recipe_name: str, overrides: list[str], log_path: str) -> None:
         from optbuild.build import build

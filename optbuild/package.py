@@ -24,6 +24,7 @@ from filelock import FileLock
 from optbuild.errors import OptbuildError
 
 MANIFEST = "manifest.json"
+PROVENANCE = "provenance.json"
 _VERSION = re.compile(r"^v(\d+)$")
 
 
@@ -54,9 +55,20 @@ def _point_latest(root: Path, version: int) -> None:
     os.replace(tmp, link)
 
 
+def _remove_leftovers(root: Path) -> None:
+    """Staging directories and link temporaries of builds that were killed. Only called with
+    the lock held, so no live build owns them."""
+    for path in root.iterdir():
+        if path.name.startswith(".v") and path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.name.startswith(".latest-"):
+            path.unlink(missing_ok=True)
+
+
 def package(root: Path, files: dict[str, Path], artifacts: list[dict[str, Any]],
-            manifest: dict[str, Any]) -> Packaged:
-    """Publish `files` (name -> source path) with `manifest` as the next version under `root`."""
+            manifest: dict[str, Any], documents: dict[str, dict[str, Any]] | None = None) -> Packaged:
+    """Publish `files` (name -> source path) with `manifest` (and other JSON `documents`, e.g.
+    provenance) as the next version under `root`."""
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -65,6 +77,7 @@ def package(root: Path, files: dict[str, Path], artifacts: list[dict[str, Any]],
         ) from err
     wanted = sorted((a["path"], a["sha256"]) for a in artifacts)
     with FileLock(str(root / ".lock")):
+        _remove_leftovers(root)
         versions = _versions(root)
         if versions and _artifact_digests(root / f"v{versions[-1]}" / MANIFEST) == wanted:
             _point_latest(root, versions[-1])
@@ -75,6 +88,9 @@ def package(root: Path, files: dict[str, Path], artifacts: list[dict[str, Any]],
         try:
             for name, source in files.items():
                 shutil.copyfile(source, staging / name)
+            for name, document in (documents or {}).items():
+                (staging / name).write_text(json.dumps(document, indent=2) + "\n")
+            # The manifest goes last: a version directory is complete once it has one.
             manifest = {**manifest, "version": version}
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
             os.rename(staging, root / f"v{version}")

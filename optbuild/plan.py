@@ -57,12 +57,15 @@ def _source_stages(config: Config) -> tuple[list[StageSpec], tuple[str, str]]:
                            locations={"path": model.path}, tools=("onnx",))
         return [source], ("source", "model.onnx")
 
-    from optbuild.sources.torch_models import fetch_weights, source_identity
+    from optbuild.sources.torch_models import LOCAL_WEIGHTS, fetch_weights, local_weights, source_identity
     from optbuild.stages.export import export_onnx
 
-    identity = {"source": model.source.value, "name": model.name, "weights": model.weights}
+    checkpoint = local_weights(model.weights)
+    weights = LOCAL_WEIGHTS if checkpoint else model.weights  # a path never enters a key
+    identity = {"source": model.source.value, "name": model.name, "weights": weights}
     source = StageSpec("source", 1, fetch_weights, params=identity,
                        external=source_identity(model.source.value, model.name, model.weights),
+                       locations={"weights_path": str(checkpoint)} if checkpoint else {},
                        tools=TORCH_TOOLS if model.weights is None else ())
     export = StageSpec(
         "export", 1, export_onnx,
@@ -92,7 +95,8 @@ def plan(config: Config) -> list[StageSpec]:
 
     precision = plain(config.precision)
     # Only int8 changes this stage's output: fp32/fp16/bf16 builds share one conversion.
-    quantize_params: dict[str, Any] = {"int8": precision["name"] == "int8", "input_shape": shape}
+    quantize_params: dict[str, Any] = {"int8": precision["name"] == "int8", "input_shape": shape,
+                                       "inputs": plain(config.model.inputs)}
     external: dict[str, Any] = {}
     locations: dict[str, Any] = {}
     if quantize_params["int8"]:
@@ -100,7 +104,7 @@ def plan(config: Config) -> list[StageSpec]:
         quantize_params["calibration"] = {k: v for k, v in args.items() if k != "path"}
         external["calibration"] = fingerprint
         locations["calibration"] = args  # same arguments, path included, for the worker
-    stages.append(StageSpec("quantize", 1, intel.quantize, inputs={"model.onnx": ("surgery", "model.onnx")},
+    stages.append(StageSpec("quantize", 2, intel.quantize, inputs={"model.onnx": ("surgery", "model.onnx")},
                             params=quantize_params, external=external, locations=locations,
                             tools=OV_TOOLS))
     device = config.target.device

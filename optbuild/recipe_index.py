@@ -29,16 +29,16 @@ class RecipeFile:
     sha256: str
 
 
-def recipe_dirs() -> list[Path]:
+def recipe_dirs(extra: tuple[Path, ...] = ()) -> list[Path]:
     """User directories first (they may shadow a packaged recipe), then the packaged one."""
-    dirs = [Path(p) for p in os.environ.get(ENV_VAR, "").split(os.pathsep) if p]
+    dirs = [*extra, *(Path(p) for p in os.environ.get(ENV_VAR, "").split(os.pathsep) if p)]
     dirs.append(Path(str(resources.files("optbuild.recipes"))))
     return dirs
 
 
-def discover() -> dict[str, RecipeFile]:
+def discover(extra: tuple[Path, ...] = ()) -> dict[str, RecipeFile]:
     found: dict[str, RecipeFile] = {}
-    for directory in recipe_dirs():
+    for directory in recipe_dirs(extra):
         if not directory.is_dir():
             raise OptbuildError(
                 f"{ENV_VAR} lists '{directory}', which is not a directory: fix or remove that entry"

@@ -34,18 +34,21 @@ class StageSpec:
     tools: tuple[str, ...] = ()
     platform: bool = False  # results depend on the machine (numbers, timings)
 
+    def key_material(self, input_digests: dict[str, str]) -> dict[str, Any]:
+        """Everything the stage's result depends on; recorded in the manifest so that anyone
+        can recompute the key (`optbuild verify`)."""
+        return {
+            "stage": self.name,
+            "version": self.version,
+            "inputs": input_digests,
+            "params": self.params,
+            "external": self.external,
+            "tools": versions(self.tools),
+            "platform": platform_info() if self.platform else None,
+        }
+
     def key(self, input_digests: dict[str, str]) -> str:
-        return sha256_json(
-            {
-                "stage": self.name,
-                "version": self.version,
-                "inputs": input_digests,
-                "params": self.params,
-                "external": self.external,
-                "tools": versions(self.tools),
-                "platform": platform_info() if self.platform else None,
-            }
-        )
+        return sha256_json(self.key_material(input_digests))
 
 
 @dataclass
@@ -57,6 +60,8 @@ class StageResult:
     inputs: dict[str, str]
     outputs: dict[str, Blob]
     data: dict[str, Any]
+    material: dict[str, Any]
+    sources: dict[str, str]  # input file name -> "stage/output" it came from
 
 
 class Observer(Protocol):
@@ -86,13 +91,16 @@ class Runner:
     def _run_one(self, spec: StageSpec) -> StageResult:
         self.observer.started(spec.name)
         digests = {name: self.results[s].outputs[o].sha256 for name, (s, o) in spec.inputs.items()}
-        key = spec.key(digests)
+        material = spec.key_material(digests)
+        key = sha256_json(material)  # == spec.key(digests), keeping the material for the manifest
         with self.store.lock(key):
             record = self.store.get_action(key)
             hit = record is not None
             if record is None:
                 record = self._execute(spec, key)
-        result = StageResult(spec.name, key, hit, record.seconds, digests, record.outputs, record.data)
+        sources = {name: f"{s}/{o}" for name, (s, o) in spec.inputs.items()}
+        result = StageResult(spec.name, key, hit, record.seconds, digests, record.outputs, record.data,
+                             material, sources)
         self.observer.finished(result)
         return result
 

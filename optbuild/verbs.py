@@ -16,7 +16,14 @@ def _passes(args: list[str]) -> int:
     return 0
 
 
-VERBS = {"passes": _passes}
+def _verify(args: list[str]) -> int:
+    """Check an artifact's integrity, build chain and provenance; --rebuild reproduces it."""
+    from optbuild.verify import run
+
+    return run(args)
+
+
+VERBS = {"passes": _passes, "verify": _verify}
 
 
 def run_verb(verb: str, args: list[str]) -> int:

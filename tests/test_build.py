@@ -34,7 +34,7 @@ def test_fp32_build_layout_and_manifest(cli, tmp_path: Path, recipe_dir: Path):
     # Every recorded digest matches its file, and every file of the version is recorded.
     recorded = {a["path"]: a for a in manifest["artifacts"]}
     assert set(recorded) == {"model.xml", "model.bin", "runtime.json"}
-    assert {p.name for p in version.iterdir()} == set(recorded) | {"manifest.json"}
+    assert {p.name for p in version.iterdir()} == set(recorded) | {"manifest.json", "provenance.json"}
     for name, entry in recorded.items():
         assert sha256_file(version / name) == entry["sha256"]
         assert (version / name).stat().st_size == entry["bytes"]

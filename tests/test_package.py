@@ -125,7 +125,7 @@ def test_reuse_restores_latest_link(root: Path, tmp_path: Path) -> None:
 
 def test_leftover_staging_dir_is_not_a_version(root: Path, tmp_path: Path) -> None:
     # A crash mid-publish leaves `.v<N>-<random>`; even with a matching manifest inside, it is
-    # neither counted as a version nor reused.
+    # neither counted as a version nor reused, and the next publish removes it.
     files, artifacts = make_files(tmp_path, "a", MODEL)
     root.mkdir(parents=True)
     crashed = root / ".v3-abc"
@@ -134,7 +134,7 @@ def test_leftover_staging_dir_is_not_a_version(root: Path, tmp_path: Path) -> No
     result = package(root, files, artifacts, {"artifacts": artifacts})
     assert result == Packaged(root / "v1", 1, reused=False)
     assert os.readlink(root / "latest") == "v1"
-    assert crashed.is_dir()  # left alone
+    assert not crashed.exists()  # cleaned up under the lock: no live build owned it
 
 
 def test_leftover_staging_dir_among_versions(root: Path, tmp_path: Path) -> None:

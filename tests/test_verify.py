@@ -1,0 +1,107 @@
+"""`optbuild verify`: integrity, chain, provenance, toolchain notes and --rebuild."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import error_line, manifest_of
+
+from optbuild.digest import sha256_file
+
+FAST = ("benchmark.enabled=false",)
+
+
+@pytest.fixture()
+def built(cli, tmp_path: Path) -> Path:
+    result = cli("recipe=tiny_int8", *FAST)
+    assert result.returncode == 0, result.stderr
+    return tmp_path / "outputs/tiny_int8/intel-int8/v1"
+
+
+def test_a_fresh_artifact_verifies_and_rebuilds_byte_identically(cli, built: Path):
+    result = cli("verify", str(built), "--rebuild")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "✗" not in result.stdout
+    assert "byte-identical outputs at every stage" in result.stdout
+    assert "keys recompute" in result.stdout
+
+
+def test_one_flipped_byte_is_named(cli, built: Path):
+    data = bytearray((built / "model.bin").read_bytes())
+    data[len(data) // 3] ^= 0x01
+    (built / "model.bin").write_bytes(bytes(data))
+    line = error_line(cli("verify", str(built)))
+    assert "model.bin: changed" in line
+
+
+def test_missing_and_extra_files_are_named(cli, built: Path):
+    (built / "runtime.json").unlink()
+    (built / "notes.txt").write_text("hello")
+    result = cli("verify", str(built))
+    assert result.returncode != 0
+    assert "runtime.json: missing" in result.stdout
+    assert "notes.txt: extra file" in result.stdout
+
+
+def test_an_edited_config_slice_breaks_the_chain(cli, built: Path):
+    manifest = manifest_of(built)
+    quantize = next(s for s in manifest["stages"] if s["name"] == "quantize")
+    quantize["params"]["calibration"]["num_samples"] = 999
+    (built / "manifest.json").write_text(json.dumps(manifest))
+    line = error_line(cli("verify", str(built)))
+    assert "quantize: recorded key does not recompute" in line
+
+
+def test_a_different_toolchain_is_reported_but_not_a_failure(cli, built: Path):
+    manifest = manifest_of(built)
+    manifest["toolchain"]["onnx"] = "0.0.1"
+    (built / "manifest.json").write_text(json.dumps(manifest))
+    result = cli("verify", str(built))
+    assert result.returncode == 0, result.stderr
+    assert "installed toolchain differs: onnx 0.0.1 ->" in result.stdout
+
+
+def test_rebuild_names_the_first_stage_that_diverged(cli, built: Path, tiny_onnx: Path, tmp_path: Path):
+    # The recorded ONNX file changes after the build: the rebuild's source stage differs.
+    import onnx
+
+    changed = tmp_path / "changed.onnx"
+    model = onnx.load(str(tiny_onnx))
+    model.doc_string = "edited after the build"
+    onnx.save(model, str(changed))
+    manifest = manifest_of(built)
+    manifest["overrides"].append(f"model.path={changed}")
+    (built / "manifest.json").write_text(json.dumps(manifest))
+    line = error_line(cli("verify", str(built), "--rebuild"))
+    assert "first diverged at stage 'source'" in line
+
+
+def test_provenance_is_an_in_toto_slsa_statement(built: Path, tiny_onnx: Path, recipe_dir: Path):
+    statement = json.loads((built / "provenance.json").read_text())
+    assert statement["_type"] == "https://in-toto.io/Statement/v1"
+    assert statement["predicateType"] == "https://slsa.dev/provenance/v1"
+    subjects = {s["name"]: s["digest"]["sha256"] for s in statement["subject"]}
+    assert subjects == {a["path"]: a["sha256"] for a in manifest_of(built)["artifacts"]}
+    for name, digest in subjects.items():
+        assert sha256_file(built / name) == digest
+    definition = statement["predicate"]["buildDefinition"]
+    assert definition["externalParameters"]["recipe"]["sha256"] == sha256_file(recipe_dir / "tiny_int8.yaml")
+    deps = {d["name"]: d["digest"]["sha256"] for d in definition["resolvedDependencies"]}
+    assert deps["recipe:tiny_int8"] == sha256_file(recipe_dir / "tiny_int8.yaml")
+    assert deps["model:model.onnx"]  # the ONNX file, by content
+    assert "calibration set" in deps and "validation set" in deps
+
+
+def test_verify_walks_an_outputs_tree(cli, built: Path, tmp_path: Path):
+    assert cli("recipe=tiny", *FAST).returncode == 0
+    result = cli("verify", str(tmp_path / "outputs"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "tiny_int8/intel-int8/v1" in result.stdout and "tiny/intel-fp32/v1" in result.stdout
+
+
+def test_verify_of_something_that_is_not_an_artifact(cli, tmp_path: Path):
+    assert "does not exist" in error_line(cli("verify", str(tmp_path / "nope")))
+    (tmp_path / "empty").mkdir()
+    assert "no artifact" in error_line(cli("verify", str(tmp_path / "empty")))
