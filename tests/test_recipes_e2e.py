@@ -32,6 +32,10 @@ def test_quickstart_is_byte_reproducible_and_cached(shipped: Cli, tmp_path: Path
     assert manifest["quantization"]["fake_quantize_ops"] > 50
     # Real ImageNet weights on real photos: INT8 agrees with FP32 on most crops.
     assert manifest["validation"]["top1_agreement"] >= 0.8
+    # Anyone can check it: integrity, chain, provenance, and a rebuild without the cache.
+    verify = shipped("verify", str(versions[0]), "--rebuild")
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "byte-identical outputs at every stage" in verify.stdout
 
     # Again, cached: every stage a hit, still v1, and quick (best of two for a noisy machine).
     seconds = []
