@@ -4,13 +4,19 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.optbuild-installed
+# tensorrt-stubs requires the real tensorrt (not installable here), so it goes in with --no-deps
+# into its own folder, and tools/trt_stubs.py makes a mypy-readable copy (see pyproject [tool.mypy]).
+TRT_STUBS := $(VENV)/trt-stubs
 
-.PHONY: demo test setup clean
+.PHONY: demo test typecheck setup clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt tools/trt_stubs.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[all,dev]'
+	rm -rf $(VENV)/trt-stubs-dist
+	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt --target $(VENV)/trt-stubs-dist tensorrt-stubs
+	$(BIN)/python tools/trt_stubs.py $(VENV)/trt-stubs-dist $(TRT_STUBS)
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -18,7 +24,11 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/optbuild recipe=efficientnet_lite0_int8
 
-test: $(STAMP)
+# The TensorRT code cannot run here: mypy checks it against the TensorRT type stubs instead.
+typecheck: $(STAMP)
+	MYPYPATH=$(TRT_STUBS) $(BIN)/python -m mypy
+
+test: $(STAMP) typecheck
 	$(BIN)/python -m pytest
 
 clean:

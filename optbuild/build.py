@@ -11,17 +11,16 @@ from rich.console import Console
 
 from optbuild.errors import OptbuildError
 from optbuild.package import PROVENANCE, Packaged, package
-from optbuild.plan import plan
+from optbuild.plan import artifact_stage, plan
 from optbuild.provenance import statement
 from optbuild.recipe_index import RecipeFile
 from optbuild.runner import Runner, StageResult
-from optbuild.schema import Config
+from optbuild.schema import Config, TargetName
 from optbuild.store import Store
 from optbuild.toolchain import platform_info, toolchain
 from optbuild.ui import StageProgress, summary
 
 MANIFEST_SCHEMA = "optbuild.manifest/v1"
-ARTIFACT_STAGE = "build"
 
 
 @dataclass(frozen=True)
@@ -62,7 +61,7 @@ def build(config: Config, recipe: RecipeFile, overrides: list[str], resolved: di
           log_path: str | None, console: Console) -> BuildOutcome:
     stages = plan(config)
     out_dir = Path(config.out_dir)
-    store = Store(config.cache_dir or out_dir / ".cache")
+    store = Store(config.cache_dir or out_dir / ".cache", local=out_dir / ".cache")  # local half of a URL cache_dir
     progress = StageProgress(console, enabled=config.progress)
     runner = Runner(store, progress, log_path)
     try:
@@ -72,13 +71,16 @@ def build(config: Config, recipe: RecipeFile, overrides: list[str], resolved: di
 
     validation = results["validate"].data["validation"] if "validate" in results else None
     benchmark = results["benchmark"].data["benchmark"] if "benchmark" in results else None
-    misses = _gates(config, validation)
+    # nvidia: the CPU proxy (ONNX Runtime on the prepared graph) is gated too; a kit has nothing else.
+    proxy = results["cpu_proxy"].data["cpu_proxy"] if "cpu_proxy" in results else None
+    misses = _gates(config, validation) + [f"CPU proxy {miss}" for miss in _gates(config, proxy)]
     if misses:
         raise OptbuildError("validation gate failed: " + "; ".join(misses) + " — the artifact was not "
                             "published; relax the threshold or change the build (e.g. more calibration samples)")
 
-    built = results[ARTIFACT_STAGE]
-    files = {name: runner.output_path(ARTIFACT_STAGE, name) for name in built.outputs}
+    artifact_from = artifact_stage(config)
+    built = results[artifact_from]
+    files = {name: runner.output_path(artifact_from, name) for name in built.outputs}
     artifacts = [{"path": n, "sha256": b.sha256, "bytes": b.bytes} for n, b in sorted(built.outputs.items())]
     target, precision = config.target.name.value, config.precision.name.value
     manifest = {
@@ -94,13 +96,23 @@ def build(config: Config, recipe: RecipeFile, overrides: list[str], resolved: di
         "runtime": built.data.get("runtime"),
         "resolved_inference_precision": built.data.get("resolved_inference_precision"),
         "surgery": results["surgery"].data.get("passes"),
-        "quantization": results["quantize"].data,
+        "quantization": results["quantize" if "quantize" in results else "precision"].data,
         "validation": validation,
         "benchmark": benchmark,
         "toolchain": toolchain(),
         "platform": platform_info(),
     }
+    if config.target.name is TargetName.nvidia:
+        from optbuild.stages.nvidia.planning import manifest_fields
+
+        manifest.update(manifest_fields(config, results))
     packaged = package(out_dir / recipe.name / f"{target}-{precision}", files, artifacts, manifest,
                        {PROVENANCE: statement(manifest)})
     summary(console, manifest, str(packaged.path), packaged.reused)
+    if manifest.get("cpu_proxy"):
+        proxy = manifest["cpu_proxy"]
+        console.print(f"CPU proxy (ONNX Runtime on the prepared ONNX vs FP32): agreement {proxy['top1_agreement']:.1%}"
+                      f"   cosine: {proxy['cosine_mean']:.4f}   max-abs: {proxy['max_abs_error']:.3g}")
+    if manifest.get("engine_built") is False:
+        console.print(manifest["statement"])
     return BuildOutcome(packaged, manifest)

@@ -81,6 +81,9 @@ def _hydra_build(argv: list[str]) -> int:
         recipes.load(recipes.check_name(name, found))
     recipes.register(found)
     ConfigStore.instance().store(name="optbuild_schema", node=Config)
+    from hydra_plugins.optbuild_ray_launcher.ray_launcher import register as register_ray_launcher
+
+    register_ray_launcher()  # hydra/launcher=ray (ray itself is imported only when chosen)
 
     # Exceptions must reach `_guarded` (one line) instead of Hydra's own multi-line report.
     os.environ["HYDRA_FULL_ERROR"] = "1"
@@ -88,13 +91,34 @@ def _hydra_build(argv: list[str]) -> int:
     hydra_main = hydra.main(version_base="1.3", config_path="pkg://optbuild.conf", config_name="config")(
         job
     )
+    from optbuild import sweep_callback
+    from optbuild.report import failure_message
+
     saved = sys.argv
     sys.argv = [saved[0] if saved else "optbuild", *argv]
+    sweep_callback.reset()
     try:
         hydra_main()
+    except BaseException:
+        _report_cut_short_sweep()
+        raise
     finally:
         sys.argv = saved
+    # A sweep's outcome comes from the records its jobs left on disk: with joblib, Ray or Slurm
+    # the jobs ran in other processes, so `job` saw none of them.
+    report = sweep_callback.finish()
+    if report is not None and report.failed:
+        raise OptbuildError(failure_message(report))
     return job.exit_code()
+
+
+def _report_cut_short_sweep() -> None:
+    from optbuild import sweep_callback
+
+    try:
+        sweep_callback.finish()
+    except Exception as err:  # noqa: BLE001 - the original error is the one to report
+        log.warning("no sweep report (%s): run `optbuild report DIR` on the multirun directory", err)
 
 
 if __name__ == "__main__":

@@ -34,11 +34,14 @@ def check(container: dict[str, Any]) -> Config:
 
 def _cross_field_rules(config: Config) -> None:
     model = config.model
-    if model.source is SourceKind.onnx and not model.path:
+    from optbuild.sources import check_name
+
+    check_name(model.source)
+    if model.source == SourceKind.onnx and not model.path:
         raise OptbuildError("model.source=onnx needs model.path: the ONNX file to build from")
-    if model.source is not SourceKind.onnx and model.path:
+    if model.source in (SourceKind.torchvision, SourceKind.efficientnet_lite0) and model.path:
         raise OptbuildError(
-            f"model.path is only read by model.source=onnx (this recipe uses {model.source.value}); "
+            f"model.path is only read by model.source=onnx (this recipe uses {model.source}); "
             "remove it"
         )
     if config.precision.name is PrecisionName.int8 and config.calibration.dataset is None:

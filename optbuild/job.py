@@ -1,22 +1,27 @@
 """The Hydra task: one job of a run or of a multirun sweep.
 
 Errors are caught here, per job, so that a failing job in a sweep never stops the others (an
-exception escaping a job would also make Hydra skip its end-of-sweep callbacks); the exit code
-is decided once all jobs ran.
+exception escaping a job would also make Hydra skip its end-of-sweep callbacks). With a parallel
+or cluster launcher a job runs in another process or machine, so each job leaves its outcome on
+disk, `result.json` in its output directory (optbuild/sweep_record.py); the sweep's report and
+exit code are made from those records once all jobs ran.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import time
 import traceback
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
 from optbuild.errors import OptbuildError
 from optbuild.recipe_index import RecipeFile
+from optbuild.sweep_record import JobRecord, write_record
 
 log = logging.getLogger("optbuild")
 
@@ -37,11 +42,23 @@ def _log_to(path: Path) -> list[logging.Handler]:
     return [to_file, to_terminal]
 
 
+def _stdlib_start_method() -> None:
+    """A joblib (loky) worker sets the process-wide start method to 'loky', which a stage
+    worker spawned from it (optbuild/isolate.py) cannot start with: back to the default."""
+    import multiprocessing
+
+    if multiprocessing.get_start_method(allow_none=True) not in (None, *multiprocessing.get_all_start_methods()):
+        multiprocessing.set_start_method(None, force=True)
+
+
 class BuildJob:
     def __init__(self, recipes: dict[str, RecipeFile]) -> None:
         self.recipes = recipes
         self.failures: list[str] = []
-        self.console = Console(stderr=True, highlight=False)
+
+    @property
+    def console(self) -> Console:
+        return Console(stderr=True, highlight=False)
 
     def exit_code(self) -> int:
         return 1 if self.failures else 0
@@ -50,17 +67,24 @@ class BuildJob:
         from hydra.core.hydra_config import HydraConfig
         from hydra.types import RunMode
 
+        _stdlib_start_method()
         hydra = HydraConfig.get()
         overrides = list(hydra.overrides.task)
         sweep = hydra.mode == RunMode.MULTIRUN
         label = " ".join(overrides) if sweep else ""
-        log_path = Path(hydra.runtime.output_dir) / "optbuild.log"
+        job_dir = Path(hydra.runtime.output_dir)
+        log_path = job_dir / "optbuild.log"
         handlers = _log_to(log_path)
         debug = bool(cfg.get("debug", False))
+        record = JobRecord(job=int(hydra.job.num) if sweep else None, overrides=overrides,
+                           recipe=hydra.runtime.choices.get("recipe"), log=str(log_path.absolute()))
+        started = time.perf_counter()
         try:
+            write_record(job_dir, record)  # "running": a job that dies leaves this behind
             if sweep:
                 self.console.rule(f"[bold]job {hydra.job.num}[/]: {label}")
-            self._build(cfg, hydra.runtime.choices["recipe"], overrides, str(log_path))
+            outcome = self._build(cfg, hydra.runtime.choices["recipe"], overrides, str(log_path))
+            record.succeeded(str(outcome.packaged.path.absolute()), outcome.packaged.reused)
         except Exception as err:  # noqa: BLE001 - every failure becomes this job's one line
             log.info("build failed:\n%s", traceback.format_exc())
             if debug:
@@ -73,15 +97,31 @@ class BuildJob:
             prefix = f"[{label}] " if sweep else ""
             sys.stderr.write(f"optbuild: error: {prefix}{' '.join(message.split())}\n")
             self.failures.append(message)
+            from optbuild.runner import failed_stage
+
+            record.failed(" ".join(message.split()), failed_stage(err))
         finally:
+            if record.status == "running":  # Ctrl-C or a signal: not an error of the build itself
+                record.failed("interrupted before it finished", None)
+            record.seconds = round(time.perf_counter() - started, 3)
+            _save(job_dir, record)
             for handler in handlers:
                 logging.getLogger("optbuild").removeHandler(handler)
                 handler.close()
 
-    def _build(self, cfg: DictConfig, recipe_name: str, overrides: list[str], log_path: str) -> None:
+    def _build(self, cfg: DictConfig, recipe_name: str, overrides: list[str], log_path: str) -> Any:
         from optbuild.build import build
         from optbuild.config_check import check
 
         resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
         config = check(resolved)
-        build(config, self.recipes[recipe_name], overrides, resolved, log_path, self.console)
+        return build(config, self.recipes[recipe_name], overrides, resolved, log_path, self.console)
+
+
+def _save(job_dir: Path, record: JobRecord) -> None:
+    """The final record; a full disk must not turn a finished job into a crashed sweep."""
+    try:
+        write_record(job_dir, record)
+    except OSError as err:
+        log.warning("could not write the job record in %s (%s): the sweep report will count this job as failed",
+                    job_dir, err.strerror)

@@ -10,9 +10,9 @@ from dataclasses import asdict
 from enum import Enum
 from typing import Any
 
-from optbuild.errors import OptbuildError
 from optbuild.passes import parse_passes
 from optbuild.runner import StageSpec
+from optbuild.sources import BUILTIN as BUILTIN_SOURCES
 from optbuild.schema import Config, DatasetConfig, SourceKind, TargetName
 
 TORCH_TOOLS = ("torch", "torchvision", "efficientnet-lite-pytorch")
@@ -50,11 +50,20 @@ def _source_stages(config: Config) -> tuple[list[StageSpec], tuple[str, str]]:
     """Stages that yield the FP32 ONNX model, and where it ends up."""
     model = config.model
     inputs = plain(model.inputs)
-    if model.source is SourceKind.onnx:
+    if model.source == SourceKind.onnx:
         from optbuild.sources.onnx_file import import_onnx, source_identity
 
         source = StageSpec("source", 1, import_onnx, external=source_identity(model.path),
                            locations={"path": model.path}, tools=("onnx",))
+        return [source], ("source", "model.onnx")
+    if plain(model.source) not in BUILTIN_SOURCES:  # an installed plugin (entry point)
+        from optbuild.sources import plugin_identity, write_plugin_onnx
+
+        model_data = plain(model)
+        keyed = {k: v for k, v in model_data.items() if k not in ("path", "preprocess")}
+        source = StageSpec("source", 1, write_plugin_onnx, params={"model": keyed},
+                           external=plugin_identity(model_data["source"], model_data),
+                           locations={"model": model_data}, tools=("onnx",))
         return [source], ("source", "model.onnx")
 
     from optbuild.sources.torch_models import LOCAL_WEIGHTS, fetch_weights, local_weights, source_identity
@@ -62,9 +71,9 @@ def _source_stages(config: Config) -> tuple[list[StageSpec], tuple[str, str]]:
 
     checkpoint = local_weights(model.weights)
     weights = LOCAL_WEIGHTS if checkpoint else model.weights  # a path never enters a key
-    identity = {"source": model.source.value, "name": model.name, "weights": weights}
+    identity = {"source": plain(model.source), "name": model.name, "weights": weights}
     source = StageSpec("source", 1, fetch_weights, params=identity,
-                       external=source_identity(model.source.value, model.name, model.weights),
+                       external=source_identity(plain(model.source), model.name, model.weights),
                        locations={"weights_path": str(checkpoint)} if checkpoint else {},
                        tools=TORCH_TOOLS if model.weights is None else ())
     export = StageSpec(
@@ -77,21 +86,29 @@ def _source_stages(config: Config) -> tuple[list[StageSpec], tuple[str, str]]:
     return [source, export], ("export", "model.onnx")
 
 
-def plan(config: Config) -> list[StageSpec]:
+def artifact_stage(config: Config) -> str:
+    """The stage whose outputs are the published artifact files."""
     if config.target.name is TargetName.nvidia:
-        raise OptbuildError(
-            "target=nvidia is not available in this version of optbuild (no TensorRT stages "
-            "yet); build for target=intel"
-        )
+        from optbuild.stages.nvidia.planning import artifact_stage as nvidia_artifact
+
+        return nvidia_artifact(config)
+    return "build"
+
+
+def plan(config: Config) -> list[StageSpec]:
     from optbuild.stages import evaluate, intel
     from optbuild.stages.surgery import run_passes
 
     stages, fp32_onnx = _source_stages(config)
     shape = config.model.inputs[0].shape
     preprocess = plain(config.model.preprocess)
-    passes = [{"name": p.name, "params": p.params} for p in parse_passes(config.passes)]
-    stages.append(StageSpec("surgery", 1, run_passes, inputs={"model.onnx": fp32_onnx},
-                            params={"passes": passes}, tools=ONNX_TOOLS))
+    passes = [p.stage_entry() for p in parse_passes(config.passes)]
+    stages.append(StageSpec("surgery", 2, run_passes, inputs={"model.onnx": fp32_onnx},
+                            params={"passes": passes}, tools=ONNX_TOOLS + ("onnxslim",)))
+    if config.target.name is TargetName.nvidia:  # source, export, surgery are shared with intel
+        from optbuild.stages.nvidia.planning import nvidia_stages
+
+        return stages + nvidia_stages(config)
 
     precision = plain(config.precision)
     # Only int8 changes this stage's output: fp32/fp16/bf16 builds share one conversion.

@@ -76,6 +76,11 @@ def load(recipe: RecipeFile) -> dict:
         raise OptbuildError(f"recipe file {recipe.path} cannot be read as YAML: {problem}") from err
     if not isinstance(node, dict):
         raise OptbuildError(f"recipe file {recipe.path} must hold a mapping of config sections")
+    if "hydra" in node:  # Hydra instantiates e.g. hydra.callbacks: a recipe must never run code
+        raise OptbuildError(
+            f"recipe file {recipe.path} sets 'hydra' settings, which recipes may not do; "
+            "pass launcher or output options on the command line instead"
+        )
     return node
 
 

@@ -18,6 +18,12 @@ from optbuild.store import ActionRecord, Blob, Store
 from optbuild.toolchain import platform_info, versions
 
 log = logging.getLogger("optbuild.runner")
+FAILED_STAGE = "optbuild_failed_stage"
+
+
+def failed_stage(err: BaseException) -> str | None:
+    """The stage during which `err` was raised by Runner.run, if it was."""
+    return getattr(err, FAILED_STAGE, None)
 
 
 @dataclass(frozen=True)
@@ -78,7 +84,13 @@ class Runner:
 
     def run(self, stages: list[StageSpec]) -> list[StageResult]:
         for spec in stages:
-            self.results[spec.name] = self._run_one(spec)
+            try:
+                self.results[spec.name] = self._run_one(spec)
+            except Exception as err:
+                # A sweep's failure record names the stage (see failed_stage); the message is unchanged.
+                if not hasattr(err, FAILED_STAGE):
+                    setattr(err, FAILED_STAGE, spec.name)
+                raise
         return [self.results[spec.name] for spec in stages]
 
     def output_path(self, stage: str, output: str) -> Path:

@@ -75,7 +75,8 @@ class Preprocess:
 @dataclass
 class ModelConfig:
     __pydantic_config__ = _STRICT
-    source: SourceKind = MISSING
+    # A SourceKind, or the name of a source plugin (entry point group `optbuild.sources`).
+    source: str = MISSING
     name: str = MISSING
     # torchvision: a weights name (e.g. IMAGENET1K_V2) or null for seeded random init.
     # efficientnet_lite0: "imagenet" (the pip-shipped file) or null.
@@ -122,12 +123,59 @@ class BenchmarkConfig:
     warmup: int = 10
 
 
+class HardwareCompatibility(str, Enum):
+    none = "none"  # only the GPU architecture it was built on
+    ampere_plus = "ampere_plus"  # Ampere and newer GPUs
+    same_compute_capability = "same_compute_capability"
+
+
+class ProfilingVerbosity(str, Enum):
+    layer_names_only = "layer_names_only"
+    detailed = "detailed"  # tactics per layer in the engine inspector: what the layer hash covers
+    none = "none"
+
+
+@dataclass
+class ShapeRange:
+    __pydantic_config__ = _STRICT
+    input: str = MISSING
+    min: list[int] = field(default_factory=list)
+    opt: list[int] = field(default_factory=list)
+    max: list[int] = field(default_factory=list)
+
+
+@dataclass
+class OptimizationProfile:
+    __pydantic_config__ = _STRICT
+    shapes: list[ShapeRange] = field(default_factory=list)  # one range per dynamic input
+
+
+@dataclass
+class TensorRTConfig:
+    """TensorRT builder settings (target=nvidia; other targets ignore them). Precision is not
+    here: it lives in the ONNX graph (TensorRT 11 has no precision flags)."""
+
+    __pydantic_config__ = _STRICT
+    workspace_mib: Optional[int] = None  # workspace memory-pool limit; null = TensorRT's default
+    optimization_level: int = 3  # builder optimization level, 0..5
+    # Required when any model input is dynamic: min/opt/max per dynamic input, per profile.
+    profiles: list[OptimizationProfile] = field(default_factory=list)
+    timing_cache: Optional[str] = None  # a timing cache file to start from (its sha256 is keyed)
+    hardware_compatibility: HardwareCompatibility = HardwareCompatibility.none
+    version_compatible: bool = False
+    refit: bool = False
+    profiling_verbosity: ProfilingVerbosity = ProfilingVerbosity.detailed
+    # int8: nodes left in float (Q/DQ-free): `first_conv`, `depthwise_conv` (grouped Conv), or node names.
+    int8_keep_float: list[str] = field(default_factory=lambda: ["first_conv", "depthwise_conv"])
+
+
 @dataclass
 class TargetConfig:
     __pydantic_config__ = _STRICT
     name: TargetName = MISSING
     engine: Engine = Engine.auto
     device: str = "CPU"
+    tensorrt: TensorRTConfig = field(default_factory=TensorRTConfig)
 
 
 @dataclass

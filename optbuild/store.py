@@ -7,6 +7,10 @@ Layout under the cache root:
 Every write goes to a temporary name in the same directory, then is renamed into place, so a
 crash never leaves a half-written file under a valid name. Reads re-check digests: a blob whose
 bytes no longer match is reported, deleted and treated as missing (the stage runs again).
+
+The root may also be an fsspec URL (`s3://bucket/prefix`): the store is then a local directory
+(`local=`) mirrored to that shared cache (optbuild/remote_cache.py); a local miss is looked up
+remotely, and what a stage produced is uploaded.
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ from typing import Any, Iterator
 
 from filelock import FileLock
 
-from optbuild.digest import sha256_file
+from optbuild.digest import sha256_file, sha256_json
 from optbuild.errors import OptbuildError
+from optbuild.remote_cache import RemoteCache, is_url, local_path
 
 log = logging.getLogger("optbuild.store")
 
@@ -44,15 +49,36 @@ class ActionRecord:
     seconds: float
 
 
+def _parse_record(raw: dict[str, Any]) -> ActionRecord:
+    return ActionRecord(
+        stage=raw["stage"],
+        key=raw["key"],
+        outputs={name: Blob(**blob) for name, blob in raw["outputs"].items()},
+        data=raw.get("data", {}),
+        seconds=float(raw.get("seconds", 0.0)),
+    )
+
+
 def _fsync_replace(tmp: Path, final: Path) -> None:
     with open(tmp, "rb+") as f:
         os.fsync(f.fileno())
     os.replace(tmp, final)
 
 
+def default_local_root(url: str) -> Path:
+    """Where the local half of a remote cache lives when the caller names no directory."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "optbuild" / f"remote-{sha256_json(url)[:16]}"
+
+
 class Store:
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root).absolute()
+    def __init__(self, root: str | Path, local: str | Path | None = None) -> None:
+        """`root`: a directory, or an fsspec URL of a shared cache whose local half is `local`."""
+        self.remote: RemoteCache | None = None
+        if is_url(root):
+            self.remote = RemoteCache(str(root))
+            root = local if local is not None else default_local_root(str(root))
+        self.root = local_path(root).absolute()
         try:
             for sub in ("cas/sha256", "actions", "locks", "tmp"):
                 (self.root / sub).mkdir(parents=True, exist_ok=True)
@@ -104,27 +130,62 @@ class Store:
         return self.root / "actions" / f"{key}.json"
 
     def get_action(self, key: str) -> ActionRecord | None:
-        """The recorded result of `key`, only when every output blob is present and intact."""
+        """The recorded result of `key`, only when every output blob is present and intact
+        (locally, or downloaded and verified from the remote cache)."""
         path = self._action_path(key)
         try:
-            raw = json.loads(path.read_text())
-            record = ActionRecord(
-                stage=raw["stage"],
-                key=raw["key"],
-                outputs={name: Blob(**blob) for name, blob in raw["outputs"].items()},
-                data=raw.get("data", {}),
-                seconds=float(raw.get("seconds", 0.0)),
-            )
+            record = _parse_record(json.loads(path.read_text()))
         except FileNotFoundError:
-            return None
+            record = None
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             log.warning("cache record %s is unreadable: ignored and rebuilt", path)
+            record = None
+        if record is not None and record.key == key and all(self.verified(b) for b in record.outputs.values()):
+            return record
+        return self._get_remote_action(key) if self.remote is not None else None
+
+    def _get_remote_action(self, key: str) -> ActionRecord | None:
+        assert self.remote is not None
+        raw = self.remote.get_action(key)
+        if raw is None:
             return None
-        if record.key != key or any(self.verified(b) is None for b in record.outputs.values()):
+        try:
+            record = _parse_record(raw)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            log.warning("remote cache record %s is unreadable: ignored and rebuilt", key)
             return None
+        if record.key != key:
+            return None
+        for blob in record.outputs.values():
+            if self.verified(blob) is None and not self._download(blob):
+                return None
+        self._write_record(record)
+        log.info("stage %s: fetched from the remote cache %s (key %s)", record.stage, self.remote.url, key)
         return record
 
+    def _download(self, blob: Blob) -> bool:
+        assert self.remote is not None
+        final = self.blob_path(blob.sha256)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=".tmp-")
+        os.close(fd)
+        try:
+            if not self.remote.fetch_blob(blob.sha256, blob.bytes, Path(tmp)):
+                return False
+            _fsync_replace(Path(tmp), final)
+            return True
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
     def put_action(self, record: ActionRecord) -> None:
+        """Record `record` locally and, with a remote cache, upload its blobs and then itself."""
+        final = self._write_record(record)
+        if self.remote is not None:
+            for blob in record.outputs.values():
+                self.remote.put_blob(blob.sha256, blob.bytes, self.blob_path(blob.sha256))
+            self.remote.put_action(record.key, final)
+
+    def _write_record(self, record: ActionRecord) -> Path:
         payload = {
             "stage": record.stage,
             "key": record.key,
@@ -145,6 +206,7 @@ class Store:
                 f"cannot write to the cache at {self.root} ({err.strerror}): free space or "
                 "choose another cache_dir=..."
             ) from err
+        return final
 
     @contextmanager
     def lock(self, key: str) -> Iterator[None]:

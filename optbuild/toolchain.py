@@ -11,7 +11,7 @@ from importlib import metadata
 import optbuild
 
 TOOLS = ("torch", "torchvision", "onnx", "onnxruntime", "onnx-graphsurgeon", "openvino", "nncf",
-         "tensorrt", "polygraphy")
+         "tensorrt", "polygraphy", "onnxslim")
 # ISA flags that change which kernels (and so which numbers) the runtimes produce.
 _ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_bf16",
               "amx_int8", "amx_tile", "avx_vnni", "fma", "f16c")

@@ -7,13 +7,16 @@ from optbuild.errors import OptbuildError
 
 def _passes(args: list[str]) -> int:
     """List the graph-surgery passes a recipe can use, with their parameters."""
-    from optbuild.passes import available
+    from optbuild.inspection import run
 
-    for name, info in available().items():
-        params = {k: f.annotation for k, f in info.params.model_fields.items() if k != "verify"}
-        shown = ", ".join(f"{k}: {getattr(t, '__name__', t)}" for k, t in params.items())
-        print(f"{name}({shown})\n    {' '.join(info.doc.split())}")
-    return 0
+    return run(["--passes", *args])
+
+
+def _inspect(args: list[str]) -> int:
+    """Show what an ONNX file, an OpenVINO IR or an artifact directory holds."""
+    from optbuild.inspection import run
+
+    return run(args)
 
 
 def _verify(args: list[str]) -> int:
@@ -23,7 +26,14 @@ def _verify(args: list[str]) -> int:
     return run(args)
 
 
-VERBS = {"passes": _passes, "verify": _verify}
+def _report(args: list[str]) -> int:
+    """Regenerate a sweep's report (summary.md/.json/.html, pareto.png) from its jobs' records."""
+    from optbuild.report import run
+
+    return run(args)
+
+
+VERBS = {"passes": _passes, "verify": _verify, "inspect": _inspect, "report": _report}
 
 
 def run_verb(verb: str, args: list[str]) -> int:

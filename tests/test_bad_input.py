@@ -31,6 +31,7 @@ CASES = [
     ("recipe by absolute path", ["recipe=/etc/passwd"], "not a plain name"),
     ("recipe with _target_", ["recipe=evil"], "unknown config key 'model._target_'"),
     ("broken recipe YAML", ["recipe=broken"], "cannot be read as YAML"),
+    ("recipe configuring Hydra", ["recipe=hydra_callback"], "sets 'hydra' settings"),
     ("missing model file", ["recipe=tiny", "model.path={tmp}/missing.onnx"], "is not a file"),
     ("corrupt model file", ["recipe=tiny", "model.path={corrupt_onnx}"], "not a valid ONNX model"),
     ("non-ONNX file", ["recipe=tiny", "model.path={text_onnx}"], "not a valid ONNX model"),
@@ -86,6 +87,9 @@ def bad(tmp_path: Path, tiny_onnx: Path, recipe_dir: Path) -> dict[str, str]:
     files["a_file"].write_text("")
     (recipe_dir / "evil.yaml").write_text("# @package _global_\nmodel: {_target_: os.system}\n")
     (recipe_dir / "broken.yaml").write_text("model: {source: [\n")
+    (recipe_dir / "hydra_callback.yaml").write_text(
+        "# @package _global_\nhydra:\n  callbacks:\n    run:\n      _target_: os.system\n"
+        "      command: touch /tmp/optbuild-pwned\n")
     return {k: str(v) for k, v in files.items()}
 
 

@@ -1,0 +1,130 @@
+"""Stages that need TensorRT and a GPU: `engine` (model.plan), `validate` (the engine against
+the FP32 reference) and `benchmark` (CUDA-event latency next to FP32 ONNX Runtime on CPU).
+Device buffers and events come from torch (already a dependency) to keep this code short."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from optbuild.errors import OptbuildError
+from optbuild.metrics import compare, latency_stats
+from optbuild.stages.nvidia import engine
+
+
+def build_engine(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> dict[str, Any]:
+    from optbuild.stages.nvidia.kit import write_spec
+
+    cache_path = params.get("timing_cache_path")
+    try:
+        engine.load_tensorrt()
+        report = engine.build(params["spec"], inputs["model.onnx"], out_dir,
+                              Path(cache_path).read_bytes() if cache_path else None)
+    except engine.EngineBuildError as err:
+        raise OptbuildError(f"TensorRT engine build failed: {err}") from err
+    shutil.copyfile(inputs["model.onnx"], Path(out_dir, "model.onnx"))
+    write_spec(params["spec"], inputs["model.onnx"], out_dir)
+    return {"files": ["model.plan", "model.onnx", "build_spec.json", "engine.json", "timing.cache"],
+            "data": {"engine": report}}
+
+
+class EngineRunner:
+    """Runs a single-input engine on float32 batches; outputs come back as float32 arrays."""
+
+    def __init__(self, plan: str, version_compatible: bool) -> None:
+        import torch
+
+        engine.load_tensorrt()
+        trt = engine.trt
+        runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        runtime.engine_host_code_allowed = version_compatible
+        self.engine = runtime.deserialize_cuda_engine(Path(plan).read_bytes())
+        self.context = self.engine.create_execution_context()
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        self.inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        self.outputs = [n for n in names if n not in self.inputs]
+        self.stream = torch.cuda.Stream()
+        self.torch = torch
+
+    def bind(self, x: np.ndarray) -> dict[str, Any]:
+        """Copy the batch to the device and bind input/output buffers (on this runner's stream)."""
+        torch, trt = self.torch, engine.trt
+        self.context.set_input_shape(self.inputs[0], tuple(x.shape))
+        with torch.cuda.stream(self.stream):
+            self._x = torch.from_numpy(np.ascontiguousarray(x)).cuda()
+            self.context.set_tensor_address(self.inputs[0], self._x.data_ptr())
+            outs = {}
+            for name in self.outputs:
+                dims = self.context.get_tensor_shape(name)
+                shape = tuple(dims[axis] for axis in range(len(dims)))
+                dtype = torch.from_numpy(np.empty(0, trt.nptype(self.engine.get_tensor_dtype(name)))).dtype
+                outs[name] = torch.empty(shape, dtype=dtype, device="cuda")
+                self.context.set_tensor_address(name, outs[name].data_ptr())
+        return outs
+
+    def execute(self) -> None:
+        if not self.context.execute_async_v3(self.stream.cuda_stream):
+            raise OptbuildError("TensorRT failed to run the engine: see the log")
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        outs = self.bind(x)
+        self.execute()
+        self.stream.synchronize()
+        return outs[self.outputs[0]].float().cpu().numpy()
+
+
+def _reference(path: str) -> Any:
+    import onnxruntime as ort
+
+    return ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+
+
+def validate(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> dict[str, Any]:
+    from optbuild.datasets import load_dataset
+
+    shape = params["input_shape"]
+    samples = load_dataset(input_shape=shape, **params["dataset"])
+    reference = _reference(inputs["reference.onnx"])
+    runner = EngineRunner(inputs["model.plan"], params["version_compatible"])
+    name, batch = reference.get_inputs()[0].name, shape[0]
+    ref_out, eng_out = [], []
+    for start in range(0, len(samples) - batch + 1, batch):
+        x = samples[start : start + batch]
+        ref_out.append(reference.run(None, {name: x})[0])
+        eng_out.append(runner(x))
+    return {"files": [], "data": {"validation": {**compare(np.concatenate(ref_out), np.concatenate(eng_out)),
+                                                 "runtime": "tensorrt"}}}
+
+
+def benchmark(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> dict[str, Any]:
+    """Engine latency from CUDA events on its stream, interleaved with FP32 ONNX Runtime (CPU)."""
+    import time
+
+    reference = _reference(inputs["reference.onnx"])
+    runner = EngineRunner(inputs["model.plan"], params["version_compatible"])
+    torch = runner.torch
+    name = reference.get_inputs()[0].name
+    x = np.random.default_rng(0).standard_normal(params["input_shape"]).astype(np.float32)
+    runner.bind(x)  # the input stays on the device: the events time the engine alone
+    runner.stream.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    baseline_s, engine_s = [], []
+    for i in range(params["warmup"] + params["iterations"]):
+        t0 = time.perf_counter()
+        reference.run(None, {name: x})
+        t1 = time.perf_counter()
+        start.record(runner.stream)
+        runner.execute()
+        end.record(runner.stream)
+        end.synchronize()
+        if i >= params["warmup"]:
+            baseline_s.append(t1 - t0)
+            engine_s.append(start.elapsed_time(end) / 1000.0)
+    artifact, baseline = latency_stats(engine_s), latency_stats(baseline_s)
+    return {"files": [], "data": {"benchmark": {
+        "batch": params["input_shape"][0], "artifact": artifact, "baseline_onnxruntime_fp32": baseline,
+        "speedup_median": baseline["median_ms"] / artifact["median_ms"], "timer": "CUDA events (GPU time)",
+    }}}

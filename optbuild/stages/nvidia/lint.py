@@ -1,0 +1,145 @@
+"""TensorRT explicit-quantization lint for an INT8 ONNX graph.
+
+TensorRT builds INT8 only from explicit QuantizeLinear/DequantizeLinear pairs and supports
+only symmetric signed INT8 for them. Each rule names the first node that breaks it:
+
+- `qdq-only`: no QLinear*/ConvInteger/MatMulInteger ops and no Q/DQ outside the ONNX domain;
+- `int8-zero-point`: every Q/DQ has an INT8 zero-point (a missing one means UINT8) that is 0;
+- `per-channel-weights`: weight DQs have one scale per output channel on that op's output-channel
+  axis (Conv 0, ConvTranspose 1, Gemm 0 with transB else 1, MatMul 1); activation scales are
+  per-tensor;
+- `no-dangling`: every Q feeds only DQs, every DQ reads a Q or an INT8 constant (no INT32 bias DQ:
+  TensorRT has none).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+QDQ = ("QuantizeLinear", "DequantizeLinear")
+_INTEGER_OPS = ("ConvInteger", "MatMulInteger", "DynamicQuantizeLinear")
+
+
+@dataclass(frozen=True)
+class Violation:
+    rule: str
+    node: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.rule}: node '{self.node}' {self.message}"
+
+
+def _weight_axis(consumer: Any, slot: int, rank: int) -> int | None:
+    """The output-channel axis of a weight read by `consumer` at input `slot` (None: not a weight)."""
+    if consumer.op_type == "Conv" and slot == 1:
+        return 0
+    if consumer.op_type == "ConvTranspose" and slot == 1:
+        return 1
+    if consumer.op_type == "Gemm" and slot == 1:
+        trans_b = next((a.i for a in consumer.attribute if a.name == "transB"), 0)
+        return 0 if trans_b else 1
+    if consumer.op_type == "MatMul" and slot == 1:
+        return rank - 1
+    return None
+
+
+def lint(model: Any) -> list[Violation]:
+    import onnx
+    from onnx import numpy_helper
+
+    graph = model.graph
+    constants = {t.name: t for t in graph.initializer}
+    for node in graph.node:  # Constant nodes are constants too
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            constants[node.output[0]] = node.attribute[0].t
+    producers = {out: node for node in graph.node for out in node.output}
+    consumers: dict[str, list[tuple[Any, int]]] = defaultdict(list)
+    for node in graph.node:
+        for slot, name in enumerate(node.input):
+            consumers[name].append((node, slot))
+    graph_outputs = {o.name for o in graph.output}
+    found: list[Violation] = []
+
+    def array(name: str) -> np.ndarray | None:
+        return numpy_helper.to_array(constants[name]) if name in constants else None
+
+    for node in graph.node:
+        label = node.name or f"{node.op_type}:{node.output[0]}"
+        if node.op_type.startswith("QLinear") or node.op_type in _INTEGER_OPS:
+            found.append(Violation("qdq-only", label, f"is {node.op_type}: TensorRT needs Q/DQ pairs, "
+                                                      "not quantized operators"))
+            continue
+        if node.op_type not in QDQ:
+            continue
+        if node.domain not in ("", "ai.onnx"):
+            found.append(Violation("qdq-only", label, f"is {node.op_type} from domain '{node.domain}': "
+                                                      "use the standard ONNX op"))
+        zero_point = node.input[2] if len(node.input) > 2 and node.input[2] else None
+        zp = array(zero_point) if zero_point else None
+        zp_type = constants[zero_point].data_type if zero_point in constants else None
+        if zero_point is None and node.op_type == "QuantizeLinear":
+            found.append(Violation("int8-zero-point", label, "has no zero-point, which means UINT8: "
+                                                             "give an INT8 zero-point of 0"))
+        elif zero_point is not None and zp_type is None:
+            found.append(Violation("int8-zero-point", label, "has a zero-point that is not a constant"))
+        elif zp is not None and (zp_type != onnx.TensorProto.INT8 or np.any(zp != 0)):
+            kind = onnx.TensorProto.DataType.Name(zp_type) if zp_type is not None else "?"
+            found.append(Violation("int8-zero-point", label, f"has a {kind} zero-point with values "
+                                                             f"{np.unique(zp)[:4].tolist()}: TensorRT needs "
+                                                             "INT8 zero-points equal to 0"))
+        scale = array(node.input[1])
+        if scale is None:
+            found.append(Violation("per-channel-weights", label, "has a scale that is not a constant"))
+            continue
+        weight = array(node.input[0]) if node.op_type == "DequantizeLinear" else None
+        if node.op_type == "QuantizeLinear":
+            if scale.size != 1:
+                found.append(Violation("per-channel-weights", label, f"quantizes an activation with "
+                                                                     f"{scale.size} scales: use one"))
+            users = consumers.get(node.output[0], [])
+            if not users or any(u.op_type != "DequantizeLinear" for u, _ in users) or node.output[0] in graph_outputs:
+                found.append(Violation("no-dangling", label, "does not feed only DequantizeLinear nodes"))
+            continue
+        # DequantizeLinear: of a Q (activation) or of a constant (weight)
+        source = producers.get(node.input[0])
+        if weight is None:
+            if source is None or source.op_type != "QuantizeLinear":
+                found.append(Violation("no-dangling", label, "reads neither a QuantizeLinear nor a constant"))
+            elif scale.size != 1:
+                found.append(Violation("per-channel-weights", label, f"dequantizes an activation with "
+                                                                     f"{scale.size} scales: use one"))
+            continue
+        if weight.dtype != np.int8:
+            found.append(Violation("no-dangling", label, f"dequantizes a {weight.dtype} constant (e.g. an INT32 "
+                                                         "bias): TensorRT only dequantizes INT8 here; keep it float"))
+            continue
+        users = consumers.get(node.output[0], [])
+        axes = {_weight_axis(user, slot, weight.ndim) for user, slot in users}
+        axis = axes.pop() if len(axes) == 1 else None
+        if not users:
+            found.append(Violation("no-dangling", label, "has no consumer"))
+        elif axis is None:
+            what = ", ".join(sorted({f"{u.op_type}[{s}]" for u, s in users}))
+            found.append(Violation("per-channel-weights", label, f"feeds {what}, not the weight input of "
+                                                                 "a Conv/ConvTranspose/Gemm/MatMul"))
+        else:
+            declared = next((a.i for a in node.attribute if a.name == "axis"), 1)
+            declared = declared % weight.ndim if weight.ndim else 0
+            channels = weight.shape[axis] if weight.ndim else 1
+            if scale.size != channels or (scale.size > 1 and declared != axis):
+                found.append(Violation("per-channel-weights", label, f"has {scale.size} scale(s) on axis "
+                                                                     f"{declared}; the weight needs {channels} "
+                                                                     f"on axis {axis} (one per output channel)"))
+    return found
+
+
+def summary(model: Any) -> dict[str, Any]:
+    """What the lint looked at: counts a reader of the manifest can check."""
+    ops = [node.op_type for node in model.graph.node]
+    return {"quantize_linear": ops.count("QuantizeLinear"), "dequantize_linear": ops.count("DequantizeLinear"),
+            "rules": ["qdq-only", "int8-zero-point", "per-channel-weights", "no-dangling"], "passed": True}

@@ -1,0 +1,77 @@
+"""Stage `precision` (nvidia): the strongly typed ONNX that TensorRT builds from.
+
+int8: signed symmetric Q/DQ calibrated on the recipe's data (int8.py), then the TensorRT
+explicit-quantization lint (lint.py): a failed rule fails the build naming the node.
+fp16/bf16: converted types with float32 inputs/outputs (half.py). fp32: the graph as it is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from optbuild.errors import OptbuildError
+
+
+def _batches(params: dict[str, Any]) -> list[np.ndarray]:
+    from optbuild.datasets import load_dataset
+
+    calibration = params.get("calibration")
+    if not calibration:
+        return []
+    shape = params["input_shape"]
+    samples = load_dataset(input_shape=shape, **calibration)  # already in the seeded order
+    batch = shape[0]
+    return [samples[i : i + batch] for i in range(0, len(samples) - batch + 1, batch)]
+
+
+def graph_inputs(model: Any) -> dict[str, list[int]]:
+    """Non-initializer inputs with their dims (-1 where symbolic)."""
+    initializers = {t.name for t in model.graph.initializer}
+    return {
+        t.name: [d.dim_value if d.HasField("dim_value") else -1 for d in t.type.tensor_type.shape.dim]
+        for t in model.graph.input if t.name not in initializers
+    }
+
+
+def check_profiles(model: Any, profiles: list[dict[str, Any]]) -> None:
+    from optbuild.stages.nvidia.engine import EngineBuildError, check_profiles as check
+
+    dynamic = {name: dims for name, dims in graph_inputs(model).items() if any(d < 0 for d in dims)}
+    try:
+        check(dynamic, profiles)
+    except EngineBuildError as err:
+        raise OptbuildError(str(err)) from err
+
+
+def prepare(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> dict[str, Any]:
+    import onnx
+
+    from optbuild.stages.interface import check_inputs
+    from optbuild.stages.nvidia import half, int8, lint
+
+    model = onnx.load(inputs["model.onnx"])
+    check_inputs(model, params["inputs"])
+    precision, target = params["precision"], Path(out_dir, "model.onnx")
+    batches = _batches(params)
+    if precision == "int8":
+        names = list(graph_inputs(model))
+        if len(names) != 1:
+            raise OptbuildError(f"int8 calibration supports single-input models for now (inputs: {names})")
+        report = int8.quantize(inputs["model.onnx"], str(target), names[0], batches, params["keep_float"])
+        violations = lint.lint(onnx.load(str(target)))
+        if violations:
+            raise OptbuildError(f"TensorRT explicit-quantization lint failed on {len(violations)} node(s), first "
+                                f"{violations[0]}; the quantized graph cannot build as INT8 in TensorRT")
+        report["lint"] = lint.summary(onnx.load(str(target)))
+    elif precision in ("fp16", "bf16"):
+        convert = half.to_float16 if precision == "fp16" else half.to_bfloat16
+        converted, report = convert(model, batches)
+        onnx.checker.check_model(converted)
+        onnx.save(converted, str(target))
+    else:
+        onnx.save(model, str(target))
+        report = {"conversion": "none: float32 graph"}
+    return {"files": ["model.onnx"], "data": {"precision": precision, "quantized": precision == "int8", **report}}

@@ -1,0 +1,57 @@
+"""Stage `cpu_proxy`: the prepared ONNX on ONNX Runtime (CPU) against the FP32 reference.
+
+This is the CPU proxy for the engine's accuracy, not the engine: TensorRT picks its own kernels
+and fusions. Q/DQ run as written (basic graph optimizations only), so INT8 is simulated exactly
+as the graph specifies it; a BF16 graph runs through half.emulate_bfloat16.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from optbuild.metrics import compare
+
+
+def _session(model: Any) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
+def cpu_proxy(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> dict[str, Any]:
+    import onnx
+    import onnxruntime as ort
+
+    from optbuild.datasets import load_dataset
+    from optbuild.stages.nvidia.half import emulate_bfloat16
+
+    shape = params["input_shape"]
+    samples = load_dataset(input_shape=shape, **params["dataset"])
+    reference = _session(inputs["reference.onnx"])
+    emulation = None
+    candidate_model: Any = inputs["model.onnx"]
+    if params["precision"] == "bf16":
+        candidate_model = emulate_bfloat16(onnx.load(inputs["model.onnx"])).SerializeToString()
+        emulation = "bfloat16 rounding of every bfloat16 tensor, float32 arithmetic"
+    candidate = _session(candidate_model)
+    name = reference.get_inputs()[0].name
+    batch = shape[0]
+    ref_out, cand_out = [], []
+    for start in range(0, len(samples) - batch + 1, batch):
+        x = samples[start : start + batch]
+        ref_out.append(reference.run(None, {name: x})[0])
+        cand_out.append(candidate.run(None, {name: x})[0].astype(np.float32))
+    reference_outputs = np.concatenate(ref_out)
+    metrics = compare(reference_outputs, np.concatenate(cand_out))
+    return {"files": [], "data": {"cpu_proxy": {
+        **metrics,
+        "reference_max_abs": float(np.abs(reference_outputs).max()),
+        "runtime": f"onnxruntime {ort.__version__} CPUExecutionProvider",
+        "emulation": emulation,
+        "what": "the prepared ONNX on ONNX Runtime CPU vs the FP32 reference: a proxy for the "
+                "engine's accuracy, not a measurement of the engine",
+    }}}

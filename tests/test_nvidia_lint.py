@@ -1,0 +1,86 @@
+"""The TensorRT explicit-quantization lint on small hand-made Q/DQ graphs: each rule fails
+naming the node that breaks it, and a well-formed graph passes."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from optbuild.stages.nvidia.lint import lint
+
+
+def graph(act_zp=np.int8(0), weight_scale=(0.1, 0.2, 0.3, 0.4), weight_axis=0, drop_q_zp=False,
+          dangling=False, int32_bias=False) -> onnx.ModelProto:
+    """input → Q → DQ → Conv(weight: int8 → DQ per-channel) → output."""
+    init = [
+        numpy_helper.from_array(np.array(0.05, np.float32), "act_scale"),
+        numpy_helper.from_array(np.array(act_zp), "act_zp"),
+        numpy_helper.from_array(np.ones((4, 3, 3, 3), np.int8), "w_q"),
+        numpy_helper.from_array(np.array(weight_scale, np.float32), "w_scale"),
+        numpy_helper.from_array(np.zeros(len(weight_scale), np.int8), "w_zp"),
+    ]
+    q_inputs = ["input", "act_scale"] + ([] if drop_q_zp else ["act_zp"])
+    nodes = [helper.make_node("QuantizeLinear", q_inputs, ["x_q"], name="quant_input"),
+             helper.make_node("DequantizeLinear", ["x_q", "act_scale", "act_zp"], ["x_dq"], name="dequant_input"),
+             helper.make_node("DequantizeLinear", ["w_q", "w_scale", "w_zp"], ["w"], name="dequant_weight",
+                              axis=weight_axis)]
+    conv_inputs = ["x_dq", "w"]
+    if int32_bias:
+        init += [numpy_helper.from_array(np.zeros(4, np.int32), "b_q"),
+                 numpy_helper.from_array(np.full(4, 0.01, np.float32), "b_scale")]
+        nodes.append(helper.make_node("DequantizeLinear", ["b_q", "b_scale"], ["b"], name="dequant_bias"))
+        conv_inputs.append("b")
+    nodes.append(helper.make_node("Conv", conv_inputs, ["output"], name="conv", pads=[1, 1, 1, 1]))
+    if dangling:
+        nodes.append(helper.make_node("QuantizeLinear", ["output", "act_scale", "act_zp"], ["out_q"], name="quant_out"))
+        nodes.append(helper.make_node("Relu", ["out_q"], ["after"], name="relu_on_int8"))
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 8, 8])],
+                          [helper.make_tensor_value_info("after" if dangling else "output", TensorProto.FLOAT, None)],
+                          init)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def only(model: onnx.ModelProto) -> tuple[str, str]:
+    found = lint(model)
+    assert len(found) == 1, [str(v) for v in found]
+    return found[0].rule, found[0].node
+
+
+def test_well_formed_signed_symmetric_graph_passes():
+    assert lint(graph()) == []
+
+
+@pytest.mark.parametrize("zp", [np.uint8(0), np.int8(3)])
+def test_unsigned_or_nonzero_zero_point_fails_naming_the_node(zp):
+    found = lint(graph(act_zp=zp))
+    assert {(v.rule, v.node) for v in found} == {("int8-zero-point", "quant_input"),
+                                                  ("int8-zero-point", "dequant_input")}
+
+
+def test_missing_zero_point_means_uint8_and_fails():
+    assert only(graph(drop_q_zp=True)) == ("int8-zero-point", "quant_input")
+
+
+def test_per_tensor_weight_scale_fails():
+    assert only(graph(weight_scale=(0.1,))) == ("per-channel-weights", "dequant_weight")
+
+
+def test_weight_scales_on_the_wrong_axis_fail():
+    assert only(graph(weight_axis=1)) == ("per-channel-weights", "dequant_weight")
+
+
+def test_quantize_feeding_something_else_than_dequantize_fails():
+    assert ("no-dangling", "quant_out") in {(v.rule, v.node) for v in lint(graph(dangling=True))}
+
+
+def test_int32_bias_dequantize_fails():
+    assert only(graph(int32_bias=True)) == ("no-dangling", "dequant_bias")
+
+
+def test_quantized_operators_fail():
+    model = graph()
+    model.graph.node.append(helper.make_node("QLinearConv", ["a", "b", "c", "d", "e", "f", "g", "h"], ["i"],
+                                             name="qlinear"))
+    assert ("qdq-only", "qlinear") in {(v.rule, v.node) for v in lint(model)}
