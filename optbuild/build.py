@@ -57,17 +57,36 @@ def _stage_entry(result: StageResult) -> dict[str, Any]:
     }
 
 
-def build(config: Config, recipe: RecipeFile, overrides: list[str], resolved: dict[str, Any],
-          log_path: str | None, console: Console) -> BuildOutcome:
-    stages = plan(config)
+def _run(config: Config, stages: list, log_path: str | None, console: Console) -> tuple[Runner, dict]:
     out_dir = Path(config.out_dir)
     store = Store(config.cache_dir or out_dir / ".cache", local=out_dir / ".cache")  # local half of a URL cache_dir
     progress = StageProgress(console, enabled=config.progress)
     runner = Runner(store, progress, log_path)
     try:
-        results = {r.name: r for r in runner.run(stages)}
+        return runner, {r.name: r for r in runner.run(stages)}
     finally:
         progress.stop()
+
+
+def passes_dry_run(config: Config, log_path: str | None, console: Console) -> None:
+    """`passes_only=true`: the stages up to surgery (cached like any build), then what each
+    pass changed. Nothing is published; a later full build reuses these stages."""
+    from optbuild.inspection import surgery_lines
+
+    stages = plan(config)
+    names = [s.name for s in stages]
+    runner, results = _run(config, stages[: names.index("surgery") + 1], log_path, console)
+    for line in surgery_lines(results["surgery"].data["passes"]):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+    console.print(f"graph after surgery: {runner.output_path('surgery', 'model.onnx')} "
+                  "(optbuild inspect it; nothing was published)", soft_wrap=True)
+
+
+def build(config: Config, recipe: RecipeFile, overrides: list[str], resolved: dict[str, Any],
+          log_path: str | None, console: Console) -> BuildOutcome:
+    stages = plan(config)
+    out_dir = Path(config.out_dir)
+    runner, results = _run(config, stages, log_path, console)
 
     validation = results["validate"].data["validation"] if "validate" in results else None
     benchmark = results["benchmark"].data["benchmark"] if "benchmark" in results else None

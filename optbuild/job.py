@@ -83,8 +83,11 @@ class BuildJob:
             write_record(job_dir, record)  # "running": a job that dies leaves this behind
             if sweep:
                 self.console.rule(f"[bold]job {hydra.job.num}[/]: {label}")
-            outcome = self._build(cfg, hydra.runtime.choices["recipe"], overrides, str(log_path))
-            record.succeeded(str(outcome.packaged.path.absolute()), outcome.packaged.reused)
+            outcome = self._build(cfg, hydra.runtime.choices["recipe"], overrides, str(log_path), sweep)
+            if outcome is not None:  # None: a passes_only dry run, nothing published
+                record.succeeded(str(outcome.packaged.path.absolute()), outcome.packaged.reused)
+            else:
+                record.status = "ok"
         except Exception as err:  # noqa: BLE001 - every failure becomes this job's one line
             log.info("build failed:\n%s", traceback.format_exc())
             if debug:
@@ -109,12 +112,17 @@ class BuildJob:
                 logging.getLogger("optbuild").removeHandler(handler)
                 handler.close()
 
-    def _build(self, cfg: DictConfig, recipe_name: str, overrides: list[str], log_path: str) -> Any:
-        from optbuild.build import build
+    def _build(self, cfg: DictConfig, recipe_name: str, overrides: list[str], log_path: str,
+               sweep: bool) -> Any:
+        from optbuild.build import build, passes_dry_run
         from optbuild.config_check import check
 
         resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
         config = check(resolved)
+        if config.passes_only:
+            if sweep:
+                raise OptbuildError("passes_only=true is a dry run of one build: run it without -m")
+            return passes_dry_run(config, log_path, self.console)
         return build(config, self.recipes[recipe_name], overrides, resolved, log_path, self.console)
 
 

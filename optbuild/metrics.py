@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+
+Model = Callable[[np.ndarray], np.ndarray]
 
 
 def compare(reference: np.ndarray, candidate: np.ndarray) -> dict[str, float]:
@@ -32,3 +36,14 @@ def latency_stats(seconds: list[float]) -> dict[str, float]:
         "mean_ms": float(ms.mean()),
         "runs": int(len(ms)),
     }
+
+
+def paired_outputs(samples: np.ndarray, batch: int, reference: Model, candidate: Model
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Both models on the same batches of `samples` (a trailing partial batch is dropped)."""
+    ref_out, cand_out = [], []
+    for start in range(0, len(samples) - batch + 1, batch):
+        x = samples[start : start + batch]
+        ref_out.append(reference(x))
+        cand_out.append(np.asarray(candidate(x), dtype=np.float32))
+    return np.concatenate(ref_out), np.concatenate(cand_out)

@@ -203,3 +203,5 @@ class Config:
     cache_dir: Optional[str] = None
     debug: bool = False
     progress: bool = True
+    # Dry run: source, export and surgery only; print what each pass changed, publish nothing.
+    passes_only: bool = False

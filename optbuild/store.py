@@ -23,7 +23,7 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from filelock import FileLock
 
@@ -88,6 +88,22 @@ class Store:
                 "choose a writable cache_dir=..."
             ) from err
 
+    def _write_atomically(self, final: Path, write: Callable[[Path], object]) -> None:
+        """`write` fills a temporary file next to `final`, which is then renamed into place."""
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=final.parent, prefix=".tmp-")
+        os.close(fd)
+        tmp = Path(name)
+        try:
+            write(tmp)
+            _fsync_replace(tmp, final)
+        except OSError as err:
+            tmp.unlink(missing_ok=True)
+            raise OptbuildError(
+                f"cannot write to the cache at {self.root} ({err.strerror}): free space or "
+                "choose another cache_dir=..."
+            ) from err
+
     # -- blobs -------------------------------------------------------------------------------
     def blob_path(self, digest: str) -> Path:
         return self.root / "cas" / "sha256" / digest[:2] / digest
@@ -100,18 +116,7 @@ class Store:
         size = source.stat().st_size
         if final.is_file() and final.stat().st_size == size and sha256_file(final) == digest:
             return Blob(digest, size)  # already stored and intact (a corrupt one is replaced)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=".tmp-")
-        os.close(fd)
-        try:
-            shutil.copyfile(source, tmp)
-            _fsync_replace(Path(tmp), final)
-        except OSError as err:
-            Path(tmp).unlink(missing_ok=True)
-            raise OptbuildError(
-                f"cannot write to the cache at {self.root} ({err.strerror}): free space or "
-                "choose another cache_dir=..."
-            ) from err
+        self._write_atomically(final, lambda tmp: shutil.copyfile(source, tmp))
         return Blob(digest, size)
 
     def verified(self, blob: Blob) -> Path | None:
@@ -195,17 +200,7 @@ class Store:
         }
         final = self._action_path(record.key)
         text = json.dumps(payload, indent=1, sort_keys=True)  # fails before any file exists
-        fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
-            _fsync_replace(Path(tmp), final)
-        except OSError as err:
-            Path(tmp).unlink(missing_ok=True)
-            raise OptbuildError(
-                f"cannot write to the cache at {self.root} ({err.strerror}): free space or "
-                "choose another cache_dir=..."
-            ) from err
+        self._write_atomically(final, lambda tmp: tmp.write_text(text))
         return final
 
     @contextmanager

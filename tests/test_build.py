@@ -168,3 +168,19 @@ def test_missing_onnx_file_is_one_line(cli, recipe_dir: Path, tmp_path: Path):
     not_onnx.write_text("hello")
     line = error_line(cli("recipe=tiny", f"model.path={not_onnx}"))
     assert "not a valid ONNX model" in line
+
+
+def test_passes_only_dry_run_shows_each_pass_and_publishes_nothing(cli, tmp_path: Path):
+    result = cli("recipe=tiny", "passes_only=true", "passes=[fold_constants,dynamic_batch]")
+    assert result.returncode == 0, result.stderr
+    assert "1. fold_constants" in result.stderr and "2. dynamic_batch" in result.stderr
+    assert "input: float32[1,3,32,32]  ->  input: float32[batch,3,32,32]" in result.stderr
+    assert "nothing was published" in result.stderr
+    assert not (tmp_path / "outputs/tiny").exists()
+    # A later full build reuses the dry run's stages.
+    result = cli("recipe=tiny", "passes=[fold_constants,dynamic_batch]", *FAST)
+    assert result.returncode == 0, result.stderr
+    hits = {s["name"]: s["cache_hit"] for s in manifest_of(tmp_path / "outputs/tiny/intel-fp32/v1")["stages"]}
+    assert hits["source"] and hits["surgery"] and not hits["quantize"]
+    sweep = cli("-m", "recipe=tiny", "passes_only=true")
+    assert sweep.returncode != 0 and "dry run of one build: run it without -m" in sweep.stderr

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from optbuild.metrics import compare, latency_stats
+from optbuild.metrics import compare, latency_stats, paired_outputs
 
 
 def _reference(path: str) -> Any:
@@ -30,13 +30,9 @@ def validate(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> di
     reference = _reference(inputs["reference.onnx"])
     compiled = _artifact(inputs, params["device"], params["properties"])
     name = reference.get_inputs()[0].name
-    batch = shape[0]
-    ref_out, art_out = [], []
-    for start in range(0, len(samples) - batch + 1, batch):
-        x = samples[start : start + batch]
-        ref_out.append(reference.run(None, {name: x})[0])
-        art_out.append(compiled(x)[0])
-    metrics = compare(np.concatenate(ref_out), np.concatenate(art_out))
+    ref_out, art_out = paired_outputs(samples, shape[0], lambda x: reference.run(None, {name: x})[0],
+                                      lambda x: compiled(x)[0])
+    metrics = compare(ref_out, art_out)
     return {"files": [], "data": {"validation": metrics}}
 
 

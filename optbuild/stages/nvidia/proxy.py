@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from optbuild.metrics import compare
+from optbuild.metrics import compare, paired_outputs
 
 
 def _session(model: Any) -> Any:
@@ -39,14 +39,10 @@ def cpu_proxy(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> d
         emulation = "bfloat16 rounding of every bfloat16 tensor, float32 arithmetic"
     candidate = _session(candidate_model)
     name = reference.get_inputs()[0].name
-    batch = shape[0]
-    ref_out, cand_out = [], []
-    for start in range(0, len(samples) - batch + 1, batch):
-        x = samples[start : start + batch]
-        ref_out.append(reference.run(None, {name: x})[0])
-        cand_out.append(candidate.run(None, {name: x})[0].astype(np.float32))
-    reference_outputs = np.concatenate(ref_out)
-    metrics = compare(reference_outputs, np.concatenate(cand_out))
+    reference_outputs, candidate_outputs = paired_outputs(
+        samples, shape[0], lambda x: reference.run(None, {name: x})[0],
+        lambda x: candidate.run(None, {name: x})[0])
+    metrics = compare(reference_outputs, candidate_outputs)
     return {"files": [], "data": {"cpu_proxy": {
         **metrics,
         "reference_max_abs": float(np.abs(reference_outputs).max()),
