@@ -147,17 +147,49 @@ def check_rebuild(manifest: dict[str, Any]) -> list[Finding]:
     return _compare_stages(manifest, fresh)
 
 
+# TensorRT engines are not byte-reproducible (tactic timing differs run to run): an engine
+# reproduces when its layer/tactic hash is the same and its outputs agree within tolerance.
+ENGINE_STAGE = "engine"
+ENGINE_NONDETERMINISTIC = ("model.plan", "engine.json", "timing.cache")
+ENGINE_COSINE_TOLERANCE = 1e-3
+
+
+def _compare_engine(recorded: dict[str, Any], fresh: dict[str, Any]) -> Finding | None:
+    """A divergence of the engine stage, or None when it reproduces."""
+    old, new = recorded.get("engine") or {}, fresh.get("engine") or {}
+    if old.get("layer_hash") != new.get("layer_hash"):
+        return Finding(False, "rebuild", "first diverged at stage 'engine': the layer/tactic hash differs")
+    old_val, new_val = recorded.get("validation") or {}, fresh.get("validation") or {}
+    if old_val and new_val and abs(old_val["cosine_mean"] - new_val["cosine_mean"]) > ENGINE_COSINE_TOLERANCE:
+        return Finding(False, "rebuild", "first diverged at stage 'engine': outputs differ beyond tolerance "
+                                         f"(cosine {old_val['cosine_mean']:.5f} vs {new_val['cosine_mean']:.5f})")
+    return None
+
+
+def _comparable(outputs: dict[str, str], stage: str) -> dict[str, str]:
+    if stage != ENGINE_STAGE:
+        return outputs
+    return {path: digest for path, digest in outputs.items() if path not in ENGINE_NONDETERMINISTIC}
+
+
 def _compare_stages(recorded: dict[str, Any], fresh: dict[str, Any]) -> list[Finding]:
     rebuilt = {s["name"]: {o["path"]: o["sha256"] for o in s["outputs"]} for s in fresh["stages"]}
     for stage in recorded["stages"]:
-        outputs = {o["path"]: o["sha256"] for o in stage["outputs"]}
-        if stage["name"] in rebuilt and outputs != rebuilt[stage["name"]]:
-            differing = sorted(p for p in outputs if outputs[p] != rebuilt[stage["name"]].get(p))
+        if stage["name"] == ENGINE_STAGE and stage["name"] in rebuilt:
+            if (divergence := _compare_engine(recorded, fresh)) is not None:
+                return [divergence]
+        outputs = _comparable({o["path"]: o["sha256"] for o in stage["outputs"]}, stage["name"])
+        if stage["name"] in rebuilt and outputs != _comparable(rebuilt[stage["name"]], stage["name"]):
+            again = _comparable(rebuilt[stage["name"]], stage["name"])
+            differing = sorted(p for p in outputs if outputs[p] != again.get(p))
             return [Finding(False, "rebuild", f"first diverged at stage '{stage['name']}': "
                                               f"{', '.join(differing) or 'different outputs'} differ")]
-    same = {a["path"]: a["sha256"] for a in recorded["artifacts"]} == {a["path"]: a["sha256"] for a in fresh["artifacts"]}
-    if not same:
+    artifacts = [{a["path"]: a["sha256"] for a in m["artifacts"]} for m in (recorded, fresh)]
+    if _comparable(artifacts[0], ENGINE_STAGE) != _comparable(artifacts[1], ENGINE_STAGE):
         return [Finding(False, "rebuild", "rebuilt artifacts differ from the recorded ones")]
+    if any(s["name"] == ENGINE_STAGE for s in recorded["stages"]):
+        return [Finding(True, "rebuild", "a fresh build reproduces every stage: bytes, and for the TensorRT "
+                                         "engine its layer/tactic hash and outputs within tolerance")]
     return [Finding(True, "rebuild", "a fresh build without the cache gives byte-identical outputs at every stage")]
 
 

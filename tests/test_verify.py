@@ -105,3 +105,30 @@ def test_verify_of_something_that_is_not_an_artifact(cli, tmp_path: Path):
     assert "does not exist" in error_line(cli("verify", str(tmp_path / "nope")))
     (tmp_path / "empty").mkdir()
     assert "no artifact" in error_line(cli("verify", str(tmp_path / "empty")))
+
+
+def _engine_manifest(plan_digest: str, layer_hash: str, cosine: float) -> dict:
+    """The parts of an nvidia engine build's manifest that `--rebuild` compares."""
+    return {
+        "stages": [
+            {"name": "precision", "outputs": [{"path": "model.onnx", "sha256": "a" * 64}]},
+            {"name": "engine", "outputs": [{"path": "model.plan", "sha256": plan_digest},
+                                           {"path": "model.onnx", "sha256": "a" * 64}]},
+        ],
+        "artifacts": [{"path": "model.plan", "sha256": plan_digest}, {"path": "model.onnx", "sha256": "a" * 64}],
+        "engine": {"layer_hash": layer_hash},
+        "validation": {"cosine_mean": cosine},
+    }
+
+
+def test_engines_reproduce_by_layer_hash_and_tolerance_not_bytes():
+    from optbuild.verify import _compare_stages
+
+    recorded = _engine_manifest("1" * 64, "h" * 64, 0.9990)
+    same_tactics = _engine_manifest("2" * 64, "h" * 64, 0.9992)  # other bytes: engines differ
+    [finding] = _compare_stages(recorded, same_tactics)
+    assert finding.ok and "layer/tactic hash" in finding.message
+    [finding] = _compare_stages(recorded, _engine_manifest("2" * 64, "x" * 64, 0.9990))
+    assert not finding.ok and "stage 'engine': the layer/tactic hash differs" in finding.message
+    [finding] = _compare_stages(recorded, _engine_manifest("2" * 64, "h" * 64, 0.95))
+    assert not finding.ok and "beyond tolerance" in finding.message
