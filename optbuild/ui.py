@@ -17,6 +17,10 @@ _DESCRIPTIONS = {
     "build": "building artifact",
     "validate": "validating against FP32 reference",
     "benchmark": "benchmarking against ONNX Runtime FP32",
+    "precision": "setting precision in the graph (Q/DQ or float16/bfloat16)",
+    "cpu_proxy": "checking the prepared graph on CPU against FP32",
+    "kit": "writing the TensorRT build kit",
+    "engine": "building the TensorRT engine",
 }
 
 
