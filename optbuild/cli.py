@@ -17,6 +17,13 @@ from optbuild.errors import OptbuildError
 
 log = logging.getLogger("optbuild")
 _ERROR_PREFIX = "optbuild: error: "
+_USAGE = """\
+usage: optbuild recipe=NAME [target=intel|nvidia] [precision=fp32|fp16|bf16|int8] [key=value ...]
+       optbuild -m recipe=NAME precision=fp32,fp16,int8 ...   (a sweep)
+       optbuild passes | inspect PATH | verify PATH [--rebuild] | report DIR
+
+recipes: {recipes}  (more in the directories on OPTBUILD_RECIPE_PATH)
+`optbuild recipe=NAME --help` shows the composed config and its groups."""
 
 
 def _say_error(message: str) -> None:
@@ -73,7 +80,10 @@ def _hydra_build(argv: list[str]) -> int:
     from optbuild.schema import Config
 
     found = recipes.discover()
-    if not any(arg.startswith(("recipe=", "-h", "--help", "--hydra-help", "--info")) for arg in argv):
+    if any(arg in ("-h", "--help") for arg in argv) and not _chosen_recipes(argv):
+        print(_USAGE.format(recipes=", ".join(sorted(found))))
+        return 0
+    if not any(arg.startswith(("recipe=", "--hydra-help", "--info")) for arg in argv):
         raise OptbuildError(
             f"no recipe given: run `optbuild recipe=NAME`; available: {', '.join(sorted(found))}"
         )

@@ -96,3 +96,10 @@ def test_recipe_default_precision_and_command_line_wins(cli, tmp_path: Path):
     manifest = manifest_of(tmp_path / "outputs/tiny_int8/intel-fp32/v1")
     assert manifest["precision"] == "fp32"
     assert "precision=fp32" in manifest["overrides"]
+
+
+def test_help_without_a_recipe_lists_usage_and_recipes(cli):
+    result = cli("--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: optbuild recipe=NAME")
+    assert "efficientnet_lite0_int8" in result.stdout and "tiny" in result.stdout
