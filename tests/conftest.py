@@ -39,15 +39,22 @@ defaults:
   - _self_
 model:
   source: onnx
-  name: tiny
+  name: {name}
   path: {path}
   inputs: [{{name: input, shape: [1, 3, 32, 32]}}]
   preprocess: {{resize: 36, crop: 32}}
-passes: [fold_constants, cleanup]
+passes: {passes}
 calibration: {{dataset: sample_photos, num_samples: 16}}
 validate: {{num_samples: 8}}
-benchmark: {{iterations: 5, warmup: 1}}
+benchmark: {benchmark}
 """
+
+
+def tiny_recipe(path: Path, precision: str = "fp32", name: str = "tiny",
+                passes: str = "[fold_constants, cleanup]",
+                benchmark: str = "{iterations: 5, warmup: 1}") -> str:
+    """A recipe building the ONNX file at `path`: plain data, as a user would write it."""
+    return TINY_RECIPE.format(precision=precision, name=name, path=path, passes=passes, benchmark=benchmark)
 
 
 @pytest.fixture()
@@ -55,8 +62,8 @@ def recipe_dir(tmp_path: Path, tiny_onnx: Path) -> Path:
     """A directory for OPTBUILD_RECIPE_PATH with `tiny` (fp32) and `tiny_int8` recipes."""
     folder = tmp_path / "recipes"
     folder.mkdir()
-    (folder / "tiny.yaml").write_text(TINY_RECIPE.format(precision="fp32", path=tiny_onnx))
-    (folder / "tiny_int8.yaml").write_text(TINY_RECIPE.format(precision="int8", path=tiny_onnx))
+    (folder / "tiny.yaml").write_text(tiny_recipe(tiny_onnx))
+    (folder / "tiny_int8.yaml").write_text(tiny_recipe(tiny_onnx, precision="int8"))
     return folder
 
 

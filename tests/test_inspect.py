@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import real_models
-from conftest import REPO, error_line
+from conftest import REPO, error_line, tiny_recipe
 
 
 @pytest.fixture(scope="session")
@@ -50,22 +50,9 @@ def test_inspect_an_onnx_file_without_importing_torch(cli, effnet: Path, tmp_pat
 def test_dynamic_batch_int8_from_an_outside_onnx_file_by_recipe_alone(cli, recipe_dir: Path, tiny_onnx: Path,
                                                                      tmp_path: Path):
     assert not tiny_onnx.resolve().is_relative_to(REPO)
-    (recipe_dir / "outside.yaml").write_text(f"""\
-# @package _global_
-defaults:
-  - override /precision: int8
-  - _self_
-model:
-  source: onnx
-  name: outside
-  path: {tiny_onnx}
-  inputs: [{{name: input, shape: [1, 3, 32, 32]}}]
-  preprocess: {{resize: 36, crop: 32}}
-passes: [fold_constants, cleanup, dynamic_batch]
-calibration: {{dataset: sample_photos, num_samples: 16}}
-validate: {{num_samples: 8}}
-benchmark: {{enabled: false}}
-""")
+    (recipe_dir / "outside.yaml").write_text(tiny_recipe(
+        tiny_onnx, precision="int8", name="outside", benchmark="{enabled: false}",
+        passes="[fold_constants, cleanup, dynamic_batch]"))
     result = cli("recipe=outside")
     assert result.returncode == 0, result.stderr
     artifact = tmp_path / "outputs/outside/intel-int8"
