@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.optbuild-installed
 # into its own folder, and tools/trt_stubs.py makes a mypy-readable copy (see pyproject [tool.mypy]).
 TRT_STUBS := $(VENV)/trt-stubs
 
-.PHONY: demo test typecheck setup clean
+.PHONY: demo test typecheck setup datasets clean
 
 $(STAMP): pyproject.toml constraints.txt tools/trt_stubs.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,17 @@ $(STAMP): pyproject.toml constraints.txt tools/trt_stubs.py
 
 setup: $(STAMP)
 
+# Labeled validation data the tests read: Fashion-MNIST from Debian (as root, or through sudo
+# when it exists). `make demo` does not need it: the quickstart uses the bundled sample photos.
+FMNIST_DIR := /usr/share/datasets/fashion-mnist
+
+$(FMNIST_DIR):
+	SUDO=$$([ "$$(id -u)" = 0 ] || ! command -v sudo >/dev/null || echo sudo); \
+	$$SUDO apt-get update && \
+	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y dataset-fashion-mnist
+
+datasets: $(FMNIST_DIR)
+
 demo: $(STAMP)
 	$(BIN)/optbuild recipe=efficientnet_lite0_int8
 
@@ -28,7 +39,7 @@ demo: $(STAMP)
 typecheck: $(STAMP)
 	MYPYPATH=$(TRT_STUBS) $(BIN)/python -m mypy
 
-test: $(STAMP) typecheck
+test: $(STAMP) typecheck $(FMNIST_DIR)
 	$(BIN)/python -m pytest
 
 clean:

@@ -1,4 +1,5 @@
-"""Datasets on real data: shipped sample photos, images written here, and npz files."""
+"""Datasets on real data: shipped sample photos, images written here (flat and in class folders),
+and npz files. Fashion-MNIST is in test_fashion_mnist.py."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 from PIL import Image
 
 from optbuild import datasets
-from optbuild.datasets import SAMPLE_PHOTOS, dataset_fingerprint, load_dataset
+from optbuild.datasets import SAMPLE_PHOTOS, dataset_fingerprint, load_dataset, load_labeled
 from optbuild.errors import OptbuildError
 
 PRE = {"resize": 256, "crop": 224, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
@@ -28,13 +29,18 @@ def photos(n, seed=0, preprocess=PRE, shape=SHAPE):
     return load_dataset("sample_photos", None, n, seed, None, preprocess, shape)
 
 
-def folder(path, n, seed=0, preprocess=PRE, shape=SHAPE):
-    return load_dataset("image_folder", str(path), n, seed, None, preprocess, shape)
+def folder(path, n, seed=0, preprocess=PRE, shape=SHAPE, label_map=None):
+    return load_dataset("image_folder", str(path), n, seed, None, preprocess, shape,
+                        label_map=label_map)
+
+
+def labeled(path, n, seed=0, label_map=None, shape=SHAPE):
+    return load_labeled("image_folder", str(path), n, seed, None, PRE, shape, label_map=label_map)
 
 
 def fingerprint(kind="sample_photos", path=None, n=8, seed=0, key=None, preprocess=PRE,
-                shape=SHAPE):
-    return dataset_fingerprint(kind, path, n, seed, key, preprocess, shape)
+                shape=SHAPE, label_map=None):
+    return dataset_fingerprint(kind, path, n, seed, key, preprocess, shape, label_map=label_map)
 
 
 @pytest.fixture(scope="module")
@@ -265,6 +271,132 @@ def test_image_folder_unreadable(chelsea):
         shutil.rmtree(base)
 
 
+# --- image_folder with class folders ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def class_dir(tmp_path_factory):
+    """Three classes of real photos, one folder each: 4 cats, 3 coffee cups, 2 rockets."""
+    import skimage.data
+
+    root = tmp_path_factory.mktemp("classes")
+    for name, count in (("cat", 4), ("coffee", 3), ("rocket", 2)):
+        (root / name).mkdir()
+        photo = Image.fromarray(getattr(skimage.data, "chelsea" if name == "cat" else name)())
+        for i in range(count):
+            photo.crop((i * 20, i * 10, i * 20 + 200, i * 10 + 180)).save(root / name / f"{i}.png")
+    return root
+
+
+def by_bytes(samples):
+    return {sample.tobytes() for sample in samples}
+
+
+def test_class_folders_are_labels(class_dir):
+    data = labeled(class_dir, 9)
+    assert data.classes == ["cat", "coffee", "rocket"]
+    assert data.labels.dtype == np.int64 and data.labels.shape == (9, 1)
+    assert sorted(data.labels[:, 0].tolist()) == [0] * 4 + [1] * 3 + [2] * 2
+    # Each sample's label is the folder its image came from.
+    for index, name in enumerate(data.classes):
+        only = labeled(class_dir, {"cat": 4, "coffee": 3, "rocket": 2}[name], label_map={name: 7})
+        assert only.labels.tolist() == [[7]] * len(only.samples) and only.classes == [name]
+        assert by_bytes(data.samples[data.labels[:, 0] == index]) == by_bytes(only.samples)
+    # Calibration gets the very same subset, in the same order.
+    assert folder(class_dir, 9).tobytes() == data.samples.tobytes()
+
+
+def test_label_map_subsets_and_remaps(class_dir):
+    label_map = {"rocket": 5, "cat": [281, 282, 281]}
+    data = labeled(class_dir, 6, seed=3, label_map=label_map)
+    assert data.classes == ["rocket", "cat"]
+    assert data.labels.shape == (6, 2)
+    rows = sorted(map(tuple, data.labels.tolist()))
+    assert rows == [(5, -1)] * 2 + [(281, 282)] * 4  # coffee skipped, duplicates dropped
+    again = labeled(class_dir, 6, seed=3, label_map=label_map)
+    assert again.samples.tobytes() == data.samples.tobytes()
+    assert again.labels.tolist() == data.labels.tolist()
+    assert folder(class_dir, 6, seed=3, label_map=label_map).tobytes() == data.samples.tobytes()
+    subset = labeled(class_dir, 3, seed=3, label_map=label_map)
+    assert by_bytes(subset.samples) <= by_bytes(data.samples)
+    with pytest.raises(OptbuildError, match="has 6 images in the label_map's classes but "
+                                            "num_samples is 7: lower num_samples to at most 6"):
+        labeled(class_dir, 7, label_map=label_map)
+    with pytest.raises(OptbuildError, match="has 6 images in the label_map's classes"):
+        fingerprint("image_folder", str(class_dir), n=7, label_map=label_map)
+
+
+def test_flat_and_mixed_folders(image_dir, tmp_path, chelsea):
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for i in range(3):
+        chelsea.rotate(90 * i).save(flat / f"{i}.jpg")
+    data = labeled(flat, 3)
+    assert data.labels is None and data.classes is None and data.samples.shape == (3, *SHAPE[1:])
+    with pytest.raises(OptbuildError, match="has no class folders, so 'label_map' means nothing"):
+        labeled(flat, 3, label_map={"x": 1})
+    # image_dir has images at the top and one in nested/: fine to calibrate on, but no labels.
+    assert folder(image_dir, 7).shape[0] == 7
+    with pytest.raises(OptbuildError, match=r"mixes layouts .*class/image\.jpg") as err:
+        labeled(image_dir, 7)
+    assert "\n" not in str(err.value)
+    with pytest.raises(OptbuildError, match="mixes layouts"):
+        fingerprint("image_folder", str(image_dir), n=7, label_map={"nested": 0})
+
+
+@pytest.mark.parametrize("label_map, message", [
+    ({}, "must be a non-empty mapping"),
+    (["cat"], "must be a non-empty mapping"),
+    ({"cat": -1}, r"label_map\['cat'\] is -1: give a model output index"),
+    ({"cat": "281"}, r"label_map\['cat'\] is '281'"),
+    ({"cat": []}, r"label_map\['cat'\] is \[\]"),
+    ({"cat": [1, 2.0]}, r"label_map\['cat'\] is \[1, 2.0\]"),
+    ({"cat": True}, r"label_map\['cat'\] is True"),
+    ({"cat": 0, "dog": 1}, r"classes \['dog'\] that image folder .* does not have: its classes "
+                           r"are \['cat', 'coffee', 'rocket'\]"),
+])
+def test_bad_label_map(class_dir, label_map, message):
+    with pytest.raises(OptbuildError, match=message):
+        labeled(class_dir, 1, label_map=label_map)
+    with pytest.raises(OptbuildError, match=message):
+        fingerprint("image_folder", str(class_dir), n=1, label_map=label_map)
+
+
+def test_labels_only_where_the_data_has_them(tmp_path):
+    data = load_labeled("sample_photos", None, 2, 0, None, PRE, SHAPE)
+    assert data.labels is None and data.classes is None and data.samples.shape[0] == 2
+    np.savez(tmp_path / "x.npz", x=np.zeros((2, *SHAPE[1:]), np.float32))
+    assert load_labeled("npz", str(tmp_path / "x.npz"), 2, 0, None, PRE, SHAPE).labels is None
+    for kind, path in (("sample_photos", None), ("npz", str(tmp_path / "x.npz"))):
+        with pytest.raises(OptbuildError, match=f"dataset '{kind}' has no labels, so 'label_map'"):
+            load_labeled(kind, path, 1, 0, None, PRE, SHAPE, label_map={"a": 0})
+        with pytest.raises(OptbuildError, match=f"dataset '{kind}' has no splits: remove 'split'"):
+            dataset_fingerprint(kind, path, 1, 0, None, PRE, SHAPE, split="test")
+
+
+def test_folder_fingerprint_hashes_only_the_used_files(class_dir, tmp_path, monkeypatch):
+    root = shutil.copytree(class_dir, tmp_path / "copy")
+    base = fingerprint("image_folder", str(root), n=2, seed=4)
+    used = datasets._select_folder(str(root), 2, 4, None, labeled=False).files
+    unused = sorted({p.relative_to(root).as_posix() for p in root.rglob("*.png")} - set(used))
+    hashed = []
+    real = datasets._sha256_file
+    monkeypatch.setattr(datasets, "_sha256_file", lambda p: hashed.append(p) or real(p))
+    assert fingerprint("image_folder", str(root), n=2, seed=4) == base
+    assert sorted(p.relative_to(root).as_posix() for p in hashed) == sorted(used)
+
+    Image.new("RGB", (50, 50), "green").save(root / unused[0])  # same name list, unused file
+    assert fingerprint("image_folder", str(root), n=2, seed=4) == base
+    Image.new("RGB", (50, 50), "green").save(root / used[0])
+    changed = fingerprint("image_folder", str(root), n=2, seed=4)
+    assert changed != base
+    Image.new("RGB", (50, 50), "blue").save(root / "cat" / "extra.png")  # the list changed
+    assert fingerprint("image_folder", str(root), n=2, seed=4) != changed
+    label_mapped = fingerprint("image_folder", str(root), n=2, seed=4, label_map={"cat": 0})
+    assert label_mapped != fingerprint("image_folder", str(root), n=2, seed=4,
+                                       label_map={"cat": 1})
+
+
 # --- npz --------------------------------------------------------------------------------------
 
 
@@ -325,7 +457,7 @@ def test_npz_never_unpickles(tmp_path):
 
 
 def test_unknown_kind_lists_valid_kinds():
-    message = "unknown dataset kind 'coco': use one of sample_photos, image_folder, npz"
+    message = "unknown dataset kind 'coco': use one of sample_photos, image_folder, npz, fashion_mnist"
     with pytest.raises(OptbuildError, match=message):
         load_dataset("coco", None, 1, 0, None, PRE, SHAPE)
     with pytest.raises(OptbuildError, match="unknown dataset kind"):
