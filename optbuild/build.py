@@ -29,17 +29,37 @@ class BuildOutcome:
     manifest: dict[str, Any]
 
 
-def _gates(config: Config, validation: dict[str, Any] | None) -> list[str]:
-    misses = []
-    rules = config.validate
+# (config key, what it reads from the validation record, the direction that passes)
+_GATES = (
+    ("min_top1_agreement", "top1_agreement", "min"),
+    ("min_cosine", "cosine_mean", "min"),
+    ("max_top1_drop", "top1_drop", "max"),
+    ("max_top5_drop", "top5_drop", "max"),
+    ("min_top1", "artifact_top1", "min"),
+)
+_LABELS = {"top1_agreement": "top-1 agreement", "cosine_mean": "cosine", "top1_drop": "top-1 drop",
+           "top5_drop": "top-5 drop", "artifact_top1": "top-1"}
+
+
+def check_gates(config: Config, validation: dict[str, Any] | None, what: str = "") -> list[dict[str, Any]]:
+    """Each threshold the recipe sets, with the measured value and whether it passed."""
     if validation is None:
-        return misses
-    if rules.min_top1_agreement is not None and validation["top1_agreement"] < rules.min_top1_agreement:
-        misses.append(f"top-1 agreement {validation['top1_agreement']:.3f} < validate.min_top1_agreement "
-                      f"{rules.min_top1_agreement}")
-    if rules.min_cosine is not None and validation["cosine_mean"] < rules.min_cosine:
-        misses.append(f"cosine {validation['cosine_mean']:.4f} < validate.min_cosine {rules.min_cosine}")
-    return misses
+        return []
+    results = []
+    for key, metric, direction in _GATES:
+        threshold = getattr(config.validate, key)
+        if threshold is None:
+            continue
+        value = validation.get(metric)
+        if value is None:  # a labeled metric on data without labels
+            passed, why = False, "needs a labeled validation set (image_folder class folders, or fashion_mnist)"
+        else:
+            passed = value >= threshold if direction == "min" else value <= threshold
+            sign = "<" if direction == "min" else ">"
+            why = "" if passed else f"{_LABELS[metric]} {value:.4f} {sign} validate.{key} {threshold}"
+        results.append({"rule": f"validate.{key}", "threshold": threshold, "value": value, "passed": passed,
+                        "measured_on": what or "artifact", "reason": f"{what}{why}" if not passed else None})
+    return results
 
 
 def _stage_entry(result: StageResult) -> dict[str, Any]:
@@ -92,15 +112,16 @@ def build(config: Config, recipe: RecipeFile, overrides: list[str], resolved: di
     benchmark = results["benchmark"].data["benchmark"] if "benchmark" in results else None
     # nvidia: the CPU proxy (ONNX Runtime on the prepared graph) is gated too; a kit has nothing else.
     proxy = results["cpu_proxy"].data["cpu_proxy"] if "cpu_proxy" in results else None
-    misses = _gates(config, validation) + [f"CPU proxy {miss}" for miss in _gates(config, proxy)]
-    if misses:
-        raise OptbuildError("validation gate failed: " + "; ".join(misses) + " — the artifact was not "
-                            "published; relax the threshold or change the build (e.g. more calibration samples)")
+    gates = check_gates(config, validation) + check_gates(config, proxy, "CPU proxy ")
+    misses = [g["reason"] for g in gates if not g["passed"]]
 
     artifact_from = artifact_stage(config)
     built = results[artifact_from]
-    files = {name: runner.output_path(artifact_from, name) for name in built.outputs}
-    artifacts = [{"path": n, "sha256": b.sha256, "bytes": b.bytes} for n, b in sorted(built.outputs.items())]
+    shipped = {name: (artifact_from, blob) for name, blob in built.outputs.items()}
+    if "tune" in results:  # the tuned runtime.json replaces the build's
+        shipped["runtime.json"] = ("tune", results["tune"].outputs["runtime.json"])
+    files = {name: runner.output_path(stage, name) for name, (stage, _) in shipped.items()}
+    artifacts = [{"path": n, "sha256": b.sha256, "bytes": b.bytes} for n, (_, b) in sorted(shipped.items())]
     target, precision = config.target.name.value, config.precision.name.value
     manifest = {
         "schema": MANIFEST_SCHEMA,
@@ -112,12 +133,18 @@ def build(config: Config, recipe: RecipeFile, overrides: list[str], resolved: di
         "config": resolved,
         "stages": [_stage_entry(results[s.name]) for s in stages],
         "artifacts": artifacts,
-        "runtime": built.data.get("runtime"),
+        "runtime": results["tune"].data["tuning"]["runtime"] if "tune" in results else built.data.get("runtime"),
         "resolved_inference_precision": built.data.get("resolved_inference_precision"),
         "surgery": results["surgery"].data.get("passes"),
         "quantization": results["quantize" if "quantize" in results else "precision"].data,
+        "status": "failed" if misses else "passed",
+        "failure": ("validation gate failed: " + "; ".join(misses)) if misses else None,
+        "gates": gates,
         "validation": validation,
+        "validation_dataset": (results["validate"].material["external"].get("dataset")
+                               if "validate" in results else None),
         "benchmark": benchmark,
+        "tuning": results["tune"].data["tuning"] if "tune" in results else None,
         "toolchain": toolchain(),
         "platform": platform_info(),
     }
@@ -126,7 +153,10 @@ def build(config: Config, recipe: RecipeFile, overrides: list[str], resolved: di
 
         manifest.update(manifest_fields(config, results))
     packaged = package(out_dir / recipe.name / f"{target}-{precision}", files, artifacts, manifest,
-                       {PROVENANCE: statement(manifest)})
+                       {PROVENANCE: statement(manifest)}, promote=not misses)
+    if misses:  # published for inspection as a failed version; `latest` stays where it was
+        raise OptbuildError(f"{manifest['failure']} — not promoted to latest; its manifest: "
+                            f"{packaged.path / 'manifest.json'}")
     summary(console, manifest, str(packaged.path), packaged.reused)
     if manifest.get("cpu_proxy"):
         proxy = manifest["cpu_proxy"]

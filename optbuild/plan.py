@@ -41,6 +41,8 @@ def _dataset(config: DatasetConfig, preprocess: dict[str, Any], shape: list[int]
         "num_samples": config.num_samples,
         "seed": config.seed,
         "key": config.key,
+        "split": config.split,
+        "label_map": plain(config.label_map) or None,
         "preprocess": preprocess,
     }
     return args, dataset_fingerprint(input_shape=shape, **args)
@@ -121,32 +123,58 @@ def plan(config: Config) -> list[StageSpec]:
         quantize_params["calibration"] = {k: v for k, v in args.items() if k != "path"}
         external["calibration"] = fingerprint
         locations["calibration"] = args  # same arguments, path included, for the worker
-    stages.append(StageSpec("quantize", 2, intel.quantize, inputs={"model.onnx": ("surgery", "model.onnx")},
+        control = config.quantize.accuracy_control
+        if control.enabled:  # NNCF measures the drop on the validation set
+            args, fingerprint = _dataset(config.validate, preprocess, shape)
+            quantize_params["accuracy_control"] = plain(control)
+            quantize_params["validation"] = {k: v for k, v in args.items() if k != "path"}
+            external["validation"] = fingerprint
+            locations["validation"] = args
+    stages.append(StageSpec("quantize", 3, intel.quantize, inputs={"model.onnx": ("surgery", "model.onnx")},
                             params=quantize_params, external=external, locations=locations,
                             tools=OV_TOOLS))
     device = config.target.device
     stages.append(StageSpec("build", 2, intel.save_ir,
                             inputs={"model.xml": ("quantize", "model.xml"), "model.bin": ("quantize", "model.bin")},
                             params={**precision, "device": device}, tools=OV_TOOLS, platform=True))
+    if config.tune.enabled:  # writes the runtime.json that validate, benchmark and the package use
+        from optbuild.stages import tune
+
+        built = {name: ("build", name) for name in ("model.xml", "model.bin", "runtime.json")}
+        stages.append(StageSpec("tune", 1, tune.tune, inputs=built, params=tune.params_of(config),
+                                tools=OV_TOOLS, platform=True))
 
     artifact_inputs = {
         "model.xml": ("build", "model.xml"),
         "model.bin": ("build", "model.bin"),
         "reference.onnx": ("surgery", "model.onnx"),
     }
-    properties = intel.runtime_properties(precision)
+    # Validation checks the artifact as deployed: compiled with the runtime.json it ships with.
+    validated = {**artifact_inputs, "runtime.json": ("tune" if config.tune.enabled else "build", "runtime.json")}
     if config.validate.enabled:
         args, fingerprint = _dataset(config.validate, preprocess, shape)
         stages.append(StageSpec(
-            "validate", 1, evaluate.validate, inputs=artifact_inputs,
-            params={"device": device, "properties": properties, "input_shape": shape,
-                    "dataset": {k: v for k, v in args.items() if k != "path"}},
+            "validate", 2, evaluate.validate, inputs=validated,
+            params={"input_shape": shape, "dataset": {k: v for k, v in args.items() if k != "path"}},
             external={"dataset": fingerprint}, locations={"dataset": args},
             tools=OV_TOOLS + ONNX_TOOLS, platform=True))
     if config.benchmark.enabled:
+        from optbuild.errors import OptbuildError
+        from optbuild.stages import benchmark
+
+        if not config.benchmark.throughput_seconds > 0:
+            raise OptbuildError(f"benchmark.throughput_seconds={config.benchmark.throughput_seconds} must be > 0")
+        model = config.model
+        torch_source = model.source in (SourceKind.torchvision, SourceKind.efficientnet_lite0)
+        torch_baseline = config.benchmark.torch_baseline and torch_source
+        measured = dict(validated)
+        if torch_baseline and model.weights is not None:
+            measured["weights.pt"] = ("source", "weights.pt")
         stages.append(StageSpec(
-            "benchmark", 1, evaluate.benchmark, inputs=artifact_inputs,
-            params={"device": device, "properties": properties, "input_shape": shape,
-                    "iterations": config.benchmark.iterations, "warmup": config.benchmark.warmup},
-            tools=OV_TOOLS + ONNX_TOOLS, platform=True))
+            "benchmark", 2, benchmark.benchmark, inputs=measured,
+            params={"inputs": plain(model.inputs), "iterations": config.benchmark.iterations,
+                    "warmup": config.benchmark.warmup, "throughput_seconds": config.benchmark.throughput_seconds,
+                    "torch": {"source": plain(model.source), "name": model.name, "seed": model.seed}
+                    if torch_baseline else None},
+            tools=OV_TOOLS + ONNX_TOOLS + (TORCH_TOOLS if torch_baseline else ()), platform=True))
     return stages

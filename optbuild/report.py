@@ -50,9 +50,9 @@ def _quality(manifest: dict[str, Any]) -> tuple[float | None, str | None, float 
     agreement with FP32; a TensorRT build kit has only its CPU proxy's agreement."""
     for section, prefix in (("validation", ""), ("cpu_proxy", "cpu_proxy_")):
         numbers = manifest.get(section) or {}
-        for kind in ("accuracy", "top1_agreement"):
-            if numbers.get(kind) is not None:
-                return float(numbers[kind]), prefix + kind, numbers.get("cosine_mean")
+        for key, kind in (("artifact_top1", "accuracy"), ("top1_agreement", "top1_agreement")):
+            if numbers.get(key) is not None:
+                return float(numbers[key]), prefix + kind, numbers.get("cosine_mean")
     return None, None, None
 
 
@@ -85,7 +85,9 @@ def _row(record: dict[str, Any], swept: list[str]) -> dict[str, Any]:
     if bench:
         median = bench["artifact"]["median_ms"]
         row["latency_ms"] = median
-        row["throughput_per_s"] = bench.get("batch", 1) * 1000.0 / median if median else None
+        measured = (bench.get("throughput") or {}).get("artifact", {}).get("samples_per_s")
+        # Async throughput when measured (all requests busy); else what batch-1 latency implies.
+        row["throughput_per_s"] = measured or (bench.get("batch", 1) * 1000.0 / median if median else None)
         row["speedup"] = bench.get("speedup_median")
     row["quality"], row["quality_kind"], row["cosine"] = _quality(manifest)
     stages = manifest.get("stages", [])

@@ -54,6 +54,18 @@ class DatasetKind(str, Enum):
     sample_photos = "sample_photos"
     image_folder = "image_folder"
     npz = "npz"
+    fashion_mnist = "fashion_mnist"  # labeled; the Debian package dataset-fashion-mnist
+
+
+class AccuracyMetric(str, Enum):
+    auto = "auto"  # top1 when the validation set has labels, else agreement
+    top1 = "top1"  # top-1 accuracy against the labels
+    agreement = "agreement"  # top-1 agreement with the FP32 reference
+
+
+class Objective(str, Enum):
+    latency = "latency"  # lowest batch-1 median latency
+    throughput = "throughput"  # most inferences per second (async, all streams busy)
 
 
 @dataclass
@@ -102,6 +114,12 @@ class DatasetConfig:
     num_samples: int = 300
     seed: int = 0
     key: Optional[str] = None  # npz: the array's name
+    split: Optional[str] = None  # fashion_mnist: test (default) or train
+    # Labels to model outputs: dataset class name -> output index (or a list of accepted indices).
+    # Samples of classes left out are skipped. Empty: class i -> output i (image_folder: sorted
+    # class-folder names; fashion_mnist: its ten classes in their official order). Not Optional:
+    # Hydra cannot override a None dict with `key={a: 1}`.
+    label_map: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -111,8 +129,30 @@ class ValidateConfig(DatasetConfig):
     dataset: Optional[DatasetKind] = DatasetKind.sample_photos
     num_samples: int = 32
     seed: int = 1
-    min_top1_agreement: Optional[float] = None
+    # Gates: a build that misses one is published as failed, never as `latest`.
+    min_top1_agreement: Optional[float] = None  # with the FP32 reference, 0..1
     min_cosine: Optional[float] = None
+    max_top1_drop: Optional[float] = None  # labeled data: reference top-1 minus artifact top-1, 0..1
+    max_top5_drop: Optional[float] = None
+    min_top1: Optional[float] = None  # labeled data: the artifact's top-1 accuracy, 0..1
+
+
+@dataclass
+class AccuracyControl:
+    """INT8 that keeps its most sensitive layers in higher precision until the drop on the
+    validation set is at most `max_drop` (intel: NNCF's quantize_with_accuracy_control)."""
+
+    __pydantic_config__ = _STRICT
+    enabled: bool = False
+    max_drop: float = 0.01  # absolute, in the metric's 0..1 units (0.01 = one point)
+    metric: AccuracyMetric = AccuracyMetric.auto
+    max_iterations: Optional[int] = None  # at most this many revert-and-check rounds (null: until met)
+
+
+@dataclass
+class QuantizeConfig:
+    __pydantic_config__ = _STRICT
+    accuracy_control: AccuracyControl = field(default_factory=AccuracyControl)
 
 
 @dataclass
@@ -121,6 +161,24 @@ class BenchmarkConfig:
     enabled: bool = True
     iterations: int = 50
     warmup: int = 10
+    throughput_seconds: float = 3.0  # async throughput: how long each model runs with all requests busy
+    torch_baseline: bool = True  # also time the torch eager model when the source is a torch model
+
+
+@dataclass
+class TuneConfig:
+    """Runtime tuning (intel): a bounded search over these settings for the objective. The
+    winner goes into the manifest and the artifact's runtime.json."""
+
+    __pydantic_config__ = _STRICT
+    enabled: bool = False
+    objective: Objective = Objective.throughput
+    hints: list[str] = field(default_factory=lambda: ["LATENCY", "THROUGHPUT"])
+    streams: list[int] = field(default_factory=lambda: [0, 1, 2])  # 0: the hint's own choice
+    batches: list[int] = field(default_factory=lambda: [1, 2, 4])
+    # null: what the precision allows (int8: the device default and f32; fp32: f32 only; ...)
+    inference_precisions: Optional[list[InferencePrecision]] = None
+    seconds: float = 1.5  # measuring time per candidate
 
 
 class HardwareCompatibility(str, Enum):
@@ -195,8 +253,10 @@ class Config:
     # Ordered graph-surgery passes: a name, or {name: ..., <params>}.
     passes: list[Any] = field(default_factory=list)
     calibration: DatasetConfig = field(default_factory=DatasetConfig)
+    quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
     validate: ValidateConfig = field(default_factory=ValidateConfig)
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
     target: TargetConfig = field(default_factory=TargetConfig)
     precision: PrecisionConfig = field(default_factory=PrecisionConfig)
     out_dir: str = "outputs"

@@ -16,7 +16,8 @@ _DESCRIPTIONS = {
     "quantize": "converting / quantizing",
     "build": "building artifact",
     "validate": "validating against FP32 reference",
-    "benchmark": "benchmarking against ONNX Runtime FP32",
+    "tune": "tuning runtime settings (hint × streams × batch × precision)",
+    "benchmark": "benchmarking latency and throughput against ONNX Runtime FP32 (and torch)",
     "precision": "setting precision in the graph (Q/DQ or float16/bfloat16)",
     "cpu_proxy": "checking the prepared graph on CPU against FP32",
     "kit": "writing the TensorRT build kit",
@@ -66,10 +67,46 @@ def summary(console: Console, manifest: dict[str, Any], path: str, reused: bool)
             f"agreement (top-1 vs FP32): {validation['top1_agreement']:.1%}   "
             f"cosine: {validation['cosine_mean']:.4f}   max-abs: {validation['max_abs_error']:.3g}"
         )
+        if validation.get("labeled"):
+            top5 = (f"   top-5: {validation['reference_top5']:.2%} → {validation['artifact_top5']:.2%}"
+                    if "artifact_top5" in validation else "")
+            console.print(f"top-1 on {validation['labeled_samples']} labeled samples: FP32 "
+                          f"{validation['reference_top1']:.2%} → {validation['artifact_top1']:.2%} "
+                          f"(drop {validation['top1_drop'] * 100:.2f} points){top5}", highlight=False)
     if bench:
-        console.print(
-            f"latency (batch {bench['batch']}, median): {bench['artifact']['median_ms']:.2f} ms   "
-            f"ONNX Runtime FP32: {bench['baseline_onnxruntime_fp32']['median_ms']:.2f} ms   "
-            f"speed-up: {bench['speedup_median']:.2f}x"
-        )
+        for line in benchmark_lines(bench):
+            console.print(line, highlight=False)
+    if manifest.get("tuning"):
+        console.print(tuning_line(manifest["tuning"]), highlight=False)
     console.print(f"artifact: [bold]{path}[/]" + (" (unchanged: reused)" if reused else ""))
+
+
+def benchmark_lines(bench: dict[str, Any]) -> list[str]:
+    """Latency and throughput against the baselines, ratios first-class."""
+    art, ort = bench["artifact"], bench["baseline_onnxruntime_fp32"]
+    latency = (f"latency (batch {bench['batch']}, median): {art['median_ms']:.2f} ms (p90 {art['p90_ms']:.2f})   "
+               f"ONNX Runtime FP32: {ort['median_ms']:.2f} ms ({bench['speedup_median']:.2f}x)")
+    if bench.get("baseline_torch_eager"):
+        latency += (f"   torch eager: {bench['baseline_torch_eager']['median_ms']:.2f} ms "
+                    f"({bench['speedup_latency_vs_torch']:.2f}x)")
+    lines = [latency]
+    throughput = bench.get("throughput")
+    if throughput:
+        tp = throughput["artifact"]
+        lines.append(f"throughput (batch {tp['batch']}, {tp['requests']} requests): {tp['samples_per_s']:.1f}/s   "
+                     f"ONNX Runtime FP32: {throughput['onnxruntime_fp32']['inferences_per_s']:.1f}/s "
+                     f"({bench['speedup_throughput_vs_onnxruntime']:.2f}x)")
+    return lines
+
+
+def tuning_line(tuning: dict[str, Any]) -> str:
+    chosen, default = tuning["chosen"], tuning["default"]
+    measured = sum(1 for c in tuning["candidates"] if "same_as" not in c)
+    if chosen["default"]:
+        what = "kept OpenVINO's defaults"
+    else:
+        settings = {k: v for k, v in chosen["properties"].items() if k != "INFERENCE_PRECISION_HINT"}
+        what = " ".join(f"{k}={v}" for k, v in sorted(settings.items())) + f" batch={chosen['batch']}"
+        what += f" precision={chosen['resolved']['INFERENCE_PRECISION_HINT']}"
+    return (f"tuned for {tuning['objective']} ({measured} distinct of {len(tuning['candidates'])} candidates): "
+            f"{what}   {tuning['gain_vs_default']:.2f}x vs default")

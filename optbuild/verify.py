@@ -98,14 +98,21 @@ def check_chain(manifest: dict[str, Any]) -> list[Finding]:
                                                     "inputs, config slice and toolchain"))
         for output in stage["outputs"]:
             produced[f"{name}/{output['path']}"] = output["sha256"]
-    artifacts = {a["path"]: a["sha256"] for a in manifest["artifacts"]}
-    builders = [s["name"] for s in manifest["stages"]
-                if {o["path"]: o["sha256"] for o in s["outputs"]} == artifacts]
-    if not builders:
-        findings.append(Finding(False, "chain", "the artifacts are not the outputs of any recorded stage"))
+    # Each artifact must be an output of a recorded stage (a tuned runtime.json comes from
+    # `tune`, the model files from the build stage).
+    origins: dict[str, str] = {}
+    for artifact in manifest["artifacts"]:
+        sources = [key.split("/", 1)[0] for key, digest in produced.items()
+                   if key.split("/", 1)[1] == artifact["path"] and digest == artifact["sha256"]]
+        if not sources:
+            findings.append(Finding(False, "chain", f"artifact {artifact['path']} is not the output of any "
+                                                    "recorded stage"))
+        else:
+            origins[artifact["path"]] = sources[-1]
     if not any(not f.ok for f in findings):
+        came_from = ", ".join(sorted(set(origins.values())))
         findings.append(Finding(True, "chain", f"{len(manifest['stages'])} stages: keys recompute, "
-                                               f"inputs link to outputs, artifacts from '{builders[0]}'"))
+                                               f"inputs link to outputs, artifacts from '{came_from}'"))
     return findings
 
 
@@ -140,10 +147,13 @@ def check_rebuild(manifest: dict[str, Any]) -> list[Finding]:
         return [Finding(False, "rebuild", f"recipe {found.path} changed since the build (sha256 differs)")]
     with tempfile.TemporaryDirectory(prefix="optbuild-verify-") as tmp:
         result = subprocess.run(_rebuild_command(manifest, Path(tmp)), env=env, capture_output=True, text=True)
-        if result.returncode != 0:
+        fresh_dir = Path(tmp, recipe["name"], f"{manifest['target']}-{manifest['precision']}", "v1")
+        # A version that failed its gates reproduces by failing them again, with the same outputs.
+        failed_again = manifest.get("status") == "failed" and (fresh_dir / MANIFEST).is_file()
+        if result.returncode != 0 and not failed_again:
             last = (result.stderr.strip().splitlines() or ["no output"])[-1]
             return [Finding(False, "rebuild", f"the rebuild failed: {last}")]
-        fresh = _load_manifest(Path(tmp, recipe["name"], f"{manifest['target']}-{manifest['precision']}", "v1"))
+        fresh = _load_manifest(fresh_dir)
     return _compare_stages(manifest, fresh)
 
 
@@ -166,10 +176,20 @@ def _compare_engine(recorded: dict[str, Any], fresh: dict[str, Any]) -> Finding 
     return None
 
 
+# Runtime tuning picks settings by timing them: a rebuild may measure a different winner.
+TUNE_STAGE = "tune"
+TUNE_MEASURED = ("runtime.json",)
+
+
 def _comparable(outputs: dict[str, str], stage: str) -> dict[str, str]:
-    if stage != ENGINE_STAGE:
-        return outputs
-    return {path: digest for path, digest in outputs.items() if path not in ENGINE_NONDETERMINISTIC}
+    skip = {ENGINE_STAGE: ENGINE_NONDETERMINISTIC, TUNE_STAGE: TUNE_MEASURED}.get(stage, ())
+    return {path: digest for path, digest in outputs.items() if path not in skip}
+
+
+def _artifact_skips(manifest: dict[str, Any]) -> tuple[str, ...]:
+    names = {s["name"] for s in manifest["stages"]}
+    return ((ENGINE_NONDETERMINISTIC if ENGINE_STAGE in names else ())
+            + (TUNE_MEASURED if TUNE_STAGE in names else ()))
 
 
 def _compare_stages(recorded: dict[str, Any], fresh: dict[str, Any]) -> list[Finding]:
@@ -184,19 +204,35 @@ def _compare_stages(recorded: dict[str, Any], fresh: dict[str, Any]) -> list[Fin
             differing = sorted(p for p in outputs if outputs[p] != again.get(p))
             return [Finding(False, "rebuild", f"first diverged at stage '{stage['name']}': "
                                               f"{', '.join(differing) or 'different outputs'} differ")]
-    artifacts = [{a["path"]: a["sha256"] for a in m["artifacts"]} for m in (recorded, fresh)]
-    if _comparable(artifacts[0], ENGINE_STAGE) != _comparable(artifacts[1], ENGINE_STAGE):
+    skips = _artifact_skips(recorded)
+    artifacts = [{a["path"]: a["sha256"] for a in m["artifacts"] if a["path"] not in skips}
+                 for m in (recorded, fresh)]
+    if artifacts[0] != artifacts[1]:
         return [Finding(False, "rebuild", "rebuilt artifacts differ from the recorded ones")]
-    if any(s["name"] == ENGINE_STAGE for s in recorded["stages"]):
-        return [Finding(True, "rebuild", "a fresh build reproduces every stage: bytes, and for the TensorRT "
-                                         "engine its layer/tactic hash and outputs within tolerance")]
-    return [Finding(True, "rebuild", "a fresh build without the cache gives byte-identical outputs at every stage")]
+    names = {s["name"] for s in recorded["stages"]}
+    findings = []
+    if TUNE_STAGE in names:
+        same = _tuned_runtime(recorded) == _tuned_runtime(fresh)
+        findings.append(Finding(True, "rebuild", "runtime tuning is a measurement: the rebuild chose "
+                                + ("the same settings" if same else "different settings (not an error)")))
+    if ENGINE_STAGE in names:
+        return findings + [Finding(True, "rebuild", "a fresh build reproduces every stage: bytes, and for the "
+                                   "TensorRT engine its layer/tactic hash and outputs within tolerance")]
+    what = "every stage" + (" but the tuned runtime.json" if TUNE_STAGE in names else "")
+    return findings + [Finding(True, "rebuild", f"a fresh build without the cache gives byte-identical outputs at {what}")]
+
+
+def _tuned_runtime(manifest: dict[str, Any]) -> Any:
+    return (manifest.get("tuning") or {}).get("chosen")
 
 
 def verify_version(version_dir: Path, rebuild: bool = False) -> list[Finding]:
     manifest = _load_manifest(version_dir)
     findings = check_integrity(version_dir, manifest) + check_provenance(version_dir, manifest)
     findings += check_chain(manifest) + check_toolchain(manifest)
+    if manifest.get("status") == "failed":  # a fact to show, not a verification problem
+        findings.append(Finding(True, "status", f"this version FAILED its gates and is not `latest`: "
+                                                f"{manifest.get('failure')}"))
     if rebuild:
         findings += check_rebuild(manifest)
     return findings

@@ -52,7 +52,7 @@ benchmark: {benchmark}
 
 def tiny_recipe(path: Path, precision: str = "fp32", name: str = "tiny",
                 passes: str = "[fold_constants, cleanup]",
-                benchmark: str = "{iterations: 5, warmup: 1}") -> str:
+                benchmark: str = "{iterations: 5, warmup: 1, throughput_seconds: 0.3}") -> str:
     """A recipe building the ONNX file at `path`: plain data, as a user would write it."""
     return TINY_RECIPE.format(precision=precision, name=name, path=path, passes=passes, benchmark=benchmark)
 

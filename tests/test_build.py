@@ -12,6 +12,7 @@ from conftest import HEAVY, REPO, error_line, manifest_of
 from optbuild.digest import sha256_file
 
 FAST = ("benchmark.enabled=false",)
+IMPOSSIBLE = "validate.min_cosine=0.99999"  # INT8 of the tiny model stays below it
 
 
 def stages_by_name(manifest: dict) -> dict[str, dict]:
@@ -80,9 +81,26 @@ def test_changed_calibration_reruns_only_what_depends_on_it(cli, tmp_path: Path)
     assert (root / "latest").resolve().name == "v2"
 
 
-def test_failed_gate_publishes_nothing(cli, tmp_path: Path):
-    line = error_line(cli("recipe=tiny", "validate.min_cosine=1.01", *FAST))
-    assert "validate.min_cosine" in line and "not published" in line
+def test_failed_gate_is_kept_as_a_failed_version_and_never_becomes_latest(cli, tmp_path: Path):
+    root = tmp_path / "outputs/tiny_int8/intel-int8"
+    assert cli("recipe=tiny_int8", *FAST).returncode == 0
+    line = error_line(cli("recipe=tiny_int8", IMPOSSIBLE, *FAST))
+    assert "validate.min_cosine 0.99999" in line and "not promoted to latest" in line and "v2/manifest.json" in line
+    failed = manifest_of(root / "v2")
+    assert failed["status"] == "failed" and "validate.min_cosine" in failed["failure"]
+    assert [g["rule"] for g in failed["gates"] if not g["passed"]] == ["validate.min_cosine"]
+    assert (root / "latest").resolve().name == "v1"
+    assert manifest_of(root / "v1")["status"] == "passed"
+    # Failing the same way again reuses the failed version; passing again reuses v1.
+    assert "v2/manifest.json" in error_line(cli("recipe=tiny_int8", IMPOSSIBLE, *FAST))
+    assert cli("recipe=tiny_int8", *FAST).returncode == 0
+    assert (root / "latest").resolve().name == "v1"
+    assert sorted(p.name for p in root.iterdir() if p.name.startswith("v")) == ["v1", "v2"]
+
+
+def test_labeled_gate_on_unlabeled_data_fails_before_any_work(cli, tmp_path: Path):
+    line = error_line(cli("recipe=tiny", "validate.max_top1_drop=0.01", *FAST))
+    assert "validate.max_top1_drop needs labels" in line and "sample_photos" in line
     assert not (tmp_path / "outputs/tiny").exists()
 
 

@@ -28,6 +28,15 @@ def test_a_fresh_artifact_verifies_and_rebuilds_byte_identically(cli, built: Pat
     assert "keys recompute" in result.stdout
 
 
+def test_a_failed_version_verifies_says_it_failed_and_reproduces_its_failure(cli, tmp_path: Path):
+    error_line(cli("recipe=tiny_int8", "validate.min_cosine=0.99999", *FAST))
+    failed = tmp_path / "outputs/tiny_int8/intel-int8/v1"
+    result = cli("verify", str(failed), "--rebuild")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "FAILED its gates and is not `latest`" in result.stdout and "validate.min_cosine" in result.stdout
+    assert "byte-identical outputs at every stage" in result.stdout
+
+
 def test_one_flipped_byte_is_named(cli, built: Path):
     data = bytearray((built / "model.bin").read_bytes())
     data[len(data) // 3] ^= 0x01

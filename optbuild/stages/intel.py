@@ -59,27 +59,35 @@ def quantize(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> di
     data: dict[str, Any] = {"quantized": False}
     calibration = params.get("calibration")
     if params["int8"]:
-        data = _nncf_quantize_into(model, calibration, params["input_shape"], out_dir)
+        data = _nncf_quantize_into(model, calibration, params["input_shape"], out_dir,
+                                   params.get("accuracy_control"), params.get("validation"), inputs["model.onnx"])
     else:
         _save(model, out_dir, compress_to_fp16=False)
     return {"files": ["model.xml", "model.bin"], "data": data}
 
 
-def _nncf_quantize_into(model: Any, calibration: dict[str, Any], input_shape: list[int],
-                        out_dir: str) -> dict[str, Any]:
+def _nncf_quantize_into(model: Any, calibration: dict[str, Any], input_shape: list[int], out_dir: str,
+                        control: dict[str, Any] | None, validation: dict[str, Any] | None,
+                        onnx_path: str) -> dict[str, Any]:
     import nncf
 
     from optbuild.datasets import load_dataset
+    from optbuild.stages.intel_accuracy import layers_in_float, quantize_with_control
 
     if len(model.inputs) != 1:
         raise OptbuildError("int8 calibration supports single-input models for now")
     samples = load_dataset(input_shape=input_shape, **calibration)
     batch = input_shape[0]
     items = [samples[i : i + batch] for i in range(0, len(samples) - batch + 1, batch)]
-    quantized = nncf.quantize(model, nncf.Dataset(items), subset_size=len(items))
+    record: dict[str, Any] = {}
+    if control is not None and validation is not None:
+        quantized, record = quantize_with_control(model, items, onnx_path, validation, control, input_shape)
+    else:
+        quantized = nncf.quantize(model, nncf.Dataset(items), subset_size=len(items))
     _save(quantized, out_dir, compress_to_fp16=False)
     fq = sum(1 for op in quantized.get_ops() if op.get_type_name() == "FakeQuantize")
-    return {"quantized": True, "calibration_samples": len(items) * batch, "fake_quantize_ops": fq}
+    return {"quantized": True, "calibration_samples": len(items) * batch, "fake_quantize_ops": fq,
+            "layers_in_float": layers_in_float(quantized), "accuracy_control": record or None}
 
 
 def runtime_properties(precision: dict[str, Any]) -> dict[str, str]:

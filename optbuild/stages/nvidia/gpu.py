@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from optbuild.errors import OptbuildError
-from optbuild.metrics import compare, latency_stats
+from optbuild.metrics import latency_stats, paired_outputs, validation_metrics
 from optbuild.stages.nvidia import engine
 
 
@@ -83,20 +83,17 @@ def _reference(path: str) -> Any:
 
 
 def validate(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> dict[str, Any]:
-    from optbuild.datasets import load_dataset
+    from optbuild.datasets import load_labeled
 
     shape = params["input_shape"]
-    samples = load_dataset(input_shape=shape, **params["dataset"])
+    data = load_labeled(input_shape=shape, **params["dataset"])
     reference = _reference(inputs["reference.onnx"])
     runner = EngineRunner(inputs["model.plan"], params["version_compatible"])
-    name, batch = reference.get_inputs()[0].name, shape[0]
-    ref_out, eng_out = [], []
-    for start in range(0, len(samples) - batch + 1, batch):
-        x = samples[start : start + batch]
-        ref_out.append(reference.run(None, {name: x})[0])
-        eng_out.append(runner(x))
-    return {"files": [], "data": {"validation": {**compare(np.concatenate(ref_out), np.concatenate(eng_out)),
-                                                 "runtime": "tensorrt"}}}
+    name = reference.get_inputs()[0].name
+    ref_out, eng_out = paired_outputs(data.samples, shape[0], lambda x: reference.run(None, {name: x})[:1],
+                                      lambda x: [runner(x)])  # the runner returns the first output
+    metrics = validation_metrics(ref_out, eng_out, [reference.get_outputs()[0].name], data.labels)
+    return {"files": [], "data": {"validation": {**metrics, "runtime": "tensorrt"}}}
 
 
 def benchmark(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> dict[str, Any]:

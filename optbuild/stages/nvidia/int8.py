@@ -46,7 +46,9 @@ def float_nodes(model: Any, keep: list[str]) -> list[str]:
 
 
 def quantize(source: str, target: str, input_name: str, batches: list[np.ndarray],
-             keep_float: list[str]) -> dict[str, Any]:
+             keep_float: list[str], calibration_cache: str | None = None) -> dict[str, Any]:
+    """`calibration_cache`: a file for ONNX Runtime's calibration ranges, written by the first
+    call and read by later ones, so quantizing again with other layers excluded skips calibration."""
     import onnx
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
@@ -63,7 +65,7 @@ def quantize(source: str, target: str, input_name: str, batches: list[np.ndarray
     quantize_static(source, target, Batches(), quant_format=QuantFormat.QDQ, op_types_to_quantize=list(QUANTIZED_OPS),
                     per_channel=True, nodes_to_exclude=excluded, reduce_range=False, activation_type=QuantType.QInt8,
                     weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
-                    extra_options=dict(EXTRA_OPTIONS))
+                    extra_options=dict(EXTRA_OPTIONS), calibration_cache_path=calibration_cache)
     return {
         "quantizer": "onnxruntime.quantization.quantize_static",
         "format": "QDQ", "activations": "int8 symmetric per-tensor", "weights": "int8 symmetric per-channel",

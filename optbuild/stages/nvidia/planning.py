@@ -108,6 +108,11 @@ def nvidia_stages(config: Config) -> list[StageSpec]:
     from optbuild.stages.nvidia import gpu, kit, precision, proxy
 
     _check_settings(config)
+    if config.tune.enabled:  # kept quiet would look as if TensorRT had been tuned
+        import logging
+
+        logging.getLogger("optbuild").warning("tune.enabled applies to target=intel only: TensorRT picks its "
+                                              "kernels at engine build time; no runtime tuning was done")
     engine = builds_engine(config)
     shape = config.model.inputs[0].shape
     preprocess = plain(config.model.preprocess)
@@ -124,12 +129,19 @@ def nvidia_stages(config: Config) -> list[StageSpec]:
         locations["calibration"] = args
     if name is PrecisionName.int8:
         params["keep_float"] = list(config.target.tensorrt.int8_keep_float)
-    stages = [StageSpec("precision", 1, precision.prepare, inputs={"model.onnx": ("surgery", "model.onnx")},
+        control = config.quantize.accuracy_control
+        if control.enabled:  # per-layer sensitivity on the validation set
+            args, fingerprint = _dataset(config.validate, preprocess, shape)
+            params["accuracy_control"] = plain(control)
+            params["validation"] = {k: v for k, v in args.items() if k != "path"}
+            external["validation"] = fingerprint
+            locations["validation"] = args
+    stages = [StageSpec("precision", 2, precision.prepare, inputs={"model.onnx": ("surgery", "model.onnx")},
                         params=params, external=external, locations=locations, tools=ONNX_TOOLS)]
     compared = {"model.onnx": ("precision", "model.onnx"), "reference.onnx": ("surgery", "model.onnx")}
     if config.validate.enabled:
         args, fingerprint = _dataset(config.validate, preprocess, shape)
-        stages.append(StageSpec("cpu_proxy", 1, proxy.cpu_proxy, inputs=compared,
+        stages.append(StageSpec("cpu_proxy", 2, proxy.cpu_proxy, inputs=compared,
                                 params={"precision": name.value, "input_shape": shape,
                                         "dataset": {k: v for k, v in args.items() if k != "path"}},
                                 external={"dataset": fingerprint}, locations={"dataset": args},
@@ -150,7 +162,7 @@ def nvidia_stages(config: Config) -> list[StageSpec]:
     compatible = config.target.tensorrt.version_compatible
     if config.validate.enabled:
         args, fingerprint = _dataset(config.validate, preprocess, shape)
-        stages.append(StageSpec("validate", 1, gpu.validate, inputs=built,
+        stages.append(StageSpec("validate", 2, gpu.validate, inputs=built,
                                 params={"target": "nvidia", "input_shape": shape, "version_compatible": compatible,
                                         "dataset": {k: v for k, v in args.items() if k != "path"}},
                                 external={"dataset": fingerprint, "gpu": gpu_info()}, locations={"dataset": args},

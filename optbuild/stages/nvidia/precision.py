@@ -60,7 +60,16 @@ def prepare(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> dic
         names = list(graph_inputs(model))
         if len(names) != 1:
             raise OptbuildError(f"int8 calibration supports single-input models for now (inputs: {names})")
-        report = int8.quantize(inputs["model.onnx"], str(target), names[0], batches, params["keep_float"])
+        control, validation = params.get("accuracy_control"), params.get("validation")
+        if control and validation:
+            from optbuild.datasets import load_labeled
+            from optbuild.stages.nvidia.sensitivity import restore_accuracy
+
+            data = load_labeled(input_shape=params["input_shape"], **validation)
+            report = restore_accuracy(inputs["model.onnx"], str(target), names[0], batches, params["keep_float"],
+                                      data.samples, data.labels, control, params["input_shape"][0])
+        else:
+            report = int8.quantize(inputs["model.onnx"], str(target), names[0], batches, params["keep_float"])
         violations = lint.lint(onnx.load(str(target)))
         if violations:
             raise OptbuildError(f"TensorRT explicit-quantization lint failed on {len(violations)} node(s), first "

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from optbuild.metrics import compare, paired_outputs
+from optbuild.metrics import paired_outputs, validation_metrics
 
 
 def _session(model: Any) -> Any:
@@ -26,11 +26,11 @@ def cpu_proxy(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> d
     import onnx
     import onnxruntime as ort
 
-    from optbuild.datasets import load_dataset
+    from optbuild.datasets import load_labeled
     from optbuild.stages.nvidia.half import emulate_bfloat16
 
     shape = params["input_shape"]
-    samples = load_dataset(input_shape=shape, **params["dataset"])
+    data = load_labeled(input_shape=shape, **params["dataset"])
     reference = _session(inputs["reference.onnx"])
     emulation = None
     candidate_model: Any = inputs["model.onnx"]
@@ -39,13 +39,13 @@ def cpu_proxy(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> d
         emulation = "bfloat16 rounding of every bfloat16 tensor, float32 arithmetic"
     candidate = _session(candidate_model)
     name = reference.get_inputs()[0].name
+    names = [o.name for o in reference.get_outputs()]
     reference_outputs, candidate_outputs = paired_outputs(
-        samples, shape[0], lambda x: reference.run(None, {name: x})[0],
-        lambda x: candidate.run(None, {name: x})[0])
-    metrics = compare(reference_outputs, candidate_outputs)
+        data.samples, shape[0], lambda x: reference.run(None, {name: x}), lambda x: candidate.run(None, {name: x}))
+    metrics = validation_metrics(reference_outputs, candidate_outputs, names, data.labels)
     return {"files": [], "data": {"cpu_proxy": {
         **metrics,
-        "reference_max_abs": float(np.abs(reference_outputs).max()),
+        "reference_max_abs": float(np.abs(reference_outputs[0]).max()),
         "runtime": f"onnxruntime {ort.__version__} CPUExecutionProvider",
         "emulation": emulation,
         "what": "the prepared ONNX on ONNX Runtime CPU vs the FP32 reference: a proxy for the "

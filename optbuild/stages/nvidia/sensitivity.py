@@ -1,0 +1,104 @@
+"""Accuracy-aware INT8 for TensorRT: keep the most sensitive layers out of Q/DQ.
+
+1. Quantize with the configured float layers (int8.quantize) and measure the metric on the
+   validation set with ONNX Runtime (Q/DQ run as written). Within `max_drop`: done.
+2. Sensitivity, per quantized weighted layer: quantize again with only that layer also excluded
+   (the calibration ranges are cached, so this is cheap) and measure how much closer the outputs
+   get to FP32's on a ranking subset.
+3. Bisection for the fewest most-sensitive layers whose exclusion brings the drop on the whole
+   validation set within `max_drop` (at most `max_iterations` layers). The result is the
+   quantizer's own output, lint-checked like any other.
+
+The metric is top-1 accuracy with labels, else top-1 agreement with the FP32 model.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from optbuild.metrics import control_metric
+
+WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+RANKING_SAMPLES = 32  # the error is continuous, so a small subset orders layers well
+
+
+def _session(model: Any) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
+def _outputs(model: Any, samples: np.ndarray, batch: int, input_name: str) -> np.ndarray:
+    session = _session(model)
+    return np.concatenate([session.run(None, {input_name: samples[i : i + batch]})[0].reshape(batch, -1)
+                           for i in range(0, len(samples) - batch + 1, batch)])
+
+
+def _score(scores: np.ndarray, accepted: np.ndarray) -> float:
+    """Share of rows whose top-1 is an accepted index (rows of `accepted` padded with -1)."""
+    top1 = scores.argmax(1)[:, None]
+    return float(((top1 == accepted[: len(top1)]) & (accepted[: len(top1)] >= 0)).any(1).mean())
+
+
+def restore_accuracy(source: str, target: str, input_name: str, calibration: list[np.ndarray],
+                     keep_float: list[str], samples: np.ndarray, labels: np.ndarray | None,
+                     control: dict[str, Any], batch: int) -> dict[str, Any]:
+    """Quantize `source` into `target` keeping sensitive layers in float; the int8 report with
+    an `accuracy_control` record."""
+    import onnx
+
+    from optbuild.stages.nvidia import int8
+
+    metric = control_metric(control["metric"], labels is not None)
+    reference = _outputs(source, samples, batch, input_name)
+    accepted = labels if metric == "top1" and labels is not None else reference.argmax(1)[:, None]
+    baseline = _score(reference, accepted)
+    subset = samples[:RANKING_SAMPLES]
+
+    with tempfile.TemporaryDirectory(prefix="optbuild-sensitivity-") as tmp:
+        cache, trial = str(Path(tmp, "ranges.json")), str(Path(tmp, "trial.onnx"))
+
+        def excluding(layers: list[str], path: str = trial) -> dict[str, Any]:
+            return int8.quantize(source, path, input_name, calibration, keep_float + layers, cache)
+
+        def drop(path: str) -> float:
+            return baseline - _score(_outputs(path, samples, batch, input_name), accepted)
+
+        report = excluding([], target)
+        initial = drop(target)
+        record: dict[str, Any] = {"method": "per-layer sensitivity (exclusion from Q/DQ), on ONNX Runtime",
+                                  "metric": metric, "max_drop": control["max_drop"],
+                                  "validation_samples": len(reference), "reference": baseline,
+                                  "initial_drop": initial, "ranking": [], "layers_in_float": []}
+        if initial > control["max_drop"]:
+            fp32_names = {n.name for n in onnx.load(source, load_external_data=False).graph.node if n.name}
+            candidates = [n.name for n in onnx.load(target, load_external_data=False).graph.node
+                          if n.op_type in WEIGHTED_OPS and n.name in fp32_names
+                          and n.name not in report["kept_float_nodes"]]
+            near = reference[: len(subset)]
+            base_error = float(np.mean((_outputs(target, subset, batch, input_name) - near) ** 2))
+            gains = {}
+            for name in candidates:
+                excluding([name])
+                gains[name] = base_error - float(np.mean((_outputs(trial, subset, batch, input_name) - near) ** 2))
+            ranking = sorted(candidates, key=lambda name: -gains[name])
+            record["ranking"] = [{"layer": name, "error_reduction": gains[name]} for name in ranking]
+            low, high = 1, min(control.get("max_iterations") or len(ranking), len(ranking))
+            while low < high:  # the fewest top-ranked layers that meet max_drop
+                middle = (low + high) // 2
+                excluding(ranking[:middle])
+                if drop(trial) <= control["max_drop"]:
+                    high = middle
+                else:
+                    low = middle + 1
+            report = excluding(ranking[:low], target)
+            record["layers_in_float"] = ranking[:low]
+        final = drop(target)
+    record.update({"final_drop": final, "reached": final <= control["max_drop"]})
+    return {**report, "accuracy_control": record}

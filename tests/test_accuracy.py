@@ -1,0 +1,101 @@
+"""Accuracy on real labeled data: the Fashion-MNIST CNN of examples/ trained here (one epoch),
+built to INT8 and validated against the real test labels; gates that refuse a build, and
+accuracy control recovering a deliberately hurt calibration."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO, error_line, manifest_of
+
+VALIDATE = ("benchmark.enabled=false", "validate.num_samples=2000", "validate.min_top1=0.8")
+# Calibrating the CNN on two crops of natural photos instead of Fashion-MNIST: ranges that fit
+# the data badly, so INT8 loses accuracy.
+HURT = ("calibration.dataset=sample_photos", "calibration.num_samples=2", "calibration.split=null")
+
+
+@pytest.fixture(scope="module")
+def cnn(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("fmnist") / "cnn.onnx"
+    done = subprocess.run([sys.executable, str(REPO / "examples/fashion_mnist/train_cnn.py"), "--epochs", "1",
+                           "--out", str(out)], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def build(cli, cnn: Path, *overrides: str):
+    return cli("recipe=fashion_mnist_cnn_int8", f"model.path={cnn}", *VALIDATE, *overrides)
+
+
+def test_int8_cnn_keeps_top1_within_the_recipe_gate(cli, cnn, tmp_path: Path):
+    result = build(cli, cnn)
+    assert result.returncode == 0, result.stderr
+    manifest = manifest_of(tmp_path / "outputs/fashion_mnist_cnn_int8/intel-int8/v1")
+    validation = manifest["validation"]
+    assert validation["labeled"] and validation["labeled_samples"] == 2000
+    assert validation["reference_top1"] > 0.8
+    assert validation["top1_drop"] <= 0.003  # the recipe's gate: at most 0.3 points
+    assert {"reference_top5", "artifact_top5", "top5_drop"} <= set(validation)
+    assert list(validation["outputs"]) == ["logits"]
+    assert manifest["status"] == "passed"
+    assert all(gate["passed"] for gate in manifest["gates"])
+    assert {g["rule"] for g in manifest["gates"]} >= {"validate.max_top1_drop", "validate.min_top1"}
+    assert len(manifest["validation_dataset"]["content_sha256"]) == 2  # the test split's two files
+
+
+def test_impossible_gate_fails_in_one_line_and_keeps_latest(cli, cnn, tmp_path: Path):
+    root = tmp_path / "outputs/fashion_mnist_cnn_int8/intel-int8"
+    assert build(cli, cnn).returncode == 0
+    line = error_line(build(cli, cnn, *HURT, "validate.max_top1_drop=0.0"))
+    assert "top-1 drop" in line and "validate.max_top1_drop 0.0" in line and "not promoted" in line
+    assert (root / "latest").resolve().name == "v1"
+    failed = manifest_of(root / "v2")
+    assert failed["status"] == "failed" and "validate.max_top1_drop" in failed["failure"]
+    assert failed["validation"]["top1_drop"] > 0.005
+
+
+def test_accuracy_control_recovers_a_hurt_calibration(cli, cnn, tmp_path: Path):
+    hurt = build(cli, cnn, *HURT, "validate.max_top1_drop=null", "validate.min_top1_agreement=null")
+    assert hurt.returncode == 0, hurt.stderr
+    root = tmp_path / "outputs/fashion_mnist_cnn_int8/intel-int8"
+    assert manifest_of(root / "v1")["validation"]["top1_drop"] > 0.005
+    controlled = build(cli, cnn, *HURT, "quantize.accuracy_control.enabled=true",
+                       "quantize.accuracy_control.max_drop=0.005")
+    assert controlled.returncode == 0, controlled.stderr
+    manifest = manifest_of(root / "v2")
+    assert manifest["validation"]["top1_drop"] <= 0.005
+    quantization = manifest["quantization"]
+    assert quantization["accuracy_control"]["metric"] == "top1"
+    assert quantization["layers_in_float"]  # the layers it kept in float, by name
+    assert manifest_of(root / "v1")["quantization"]["layers_in_float"] == []
+
+
+def test_labeled_settings_on_unlabeled_data_fail_before_any_work(cli, cnn, tmp_path: Path):
+    unlabeled = ("validate.dataset=sample_photos", "validate.split=null", "validate.max_top1_drop=null",
+                 "validate.min_top1=null")
+    line = error_line(build(cli, cnn, *unlabeled, "quantize.accuracy_control.enabled=true",
+                            "quantize.accuracy_control.metric=top1"))
+    assert "quantize.accuracy_control.metric=top1 needs labels" in line and "sample_photos" in line
+    assert not (tmp_path / "outputs/fashion_mnist_cnn_int8").exists()
+
+
+def test_nvidia_accuracy_control_keeps_the_most_sensitive_layers_out_of_qdq(cli, cnn, tmp_path: Path):
+    """For TensorRT the Q/DQ graph is what gets built: the CPU proxy measures it."""
+    nvidia = ("target=nvidia", "target.engine=kit", *HURT, "validate.max_top1_drop=null", "validate.min_top1=null",
+              "validate.min_top1_agreement=null")
+    root = tmp_path / "outputs/fashion_mnist_cnn_int8/nvidia-int8"
+    assert build(cli, cnn, *nvidia).returncode == 0
+    assert manifest_of(root / "v1")["cpu_proxy"]["top1_drop"] > 0.005
+    assert build(cli, cnn, *nvidia, "quantize.accuracy_control.enabled=true",
+                 "quantize.accuracy_control.max_drop=0.005").returncode == 0
+    manifest = manifest_of(root / "v2")
+    control = manifest["quantization"]["accuracy_control"]
+    assert control["reached"] and manifest["cpu_proxy"]["top1_drop"] <= 0.005
+    ranked = [entry["layer"] for entry in control["ranking"]]
+    kept = control["layers_in_float"]
+    assert kept and kept == ranked[: len(kept)] and len(kept) < len(ranked)  # the most sensitive, not all
+    assert set(kept) <= set(manifest["quantization"]["kept_float_nodes"])
+    assert manifest["tensorrt_lint"]["passed"]  # still a graph TensorRT builds as explicit INT8
