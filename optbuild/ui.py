@@ -78,7 +78,8 @@ def summary(console: Console, manifest: dict[str, Any], path: str, reused: bool)
             console.print(line, highlight=False)
     if manifest.get("tuning"):
         console.print(tuning_line(manifest["tuning"]), highlight=False)
-    console.print(f"artifact: [bold]{path}[/]" + (" (unchanged: reused)" if reused else ""))
+    what = "artifact" if manifest.get("status") != "failed" else "[red]failed[/] version (not latest)"
+    console.print(f"{what}: [bold]{path}[/]" + (" (unchanged: reused)" if reused else ""))
 
 
 def benchmark_lines(bench: dict[str, Any]) -> list[str]:
