@@ -79,3 +79,30 @@ def test_non_positive_throughput_seconds_fails_at_plan_time(cli, tmp_path: Path)
     line = error_line(cli("recipe=tiny", "benchmark.throughput_seconds=0"))
     assert "benchmark.throughput_seconds=0" in line
     assert not (tmp_path / "outputs/.cache/actions").exists()  # no stage ran
+
+
+def test_measuring_stages_take_turns_across_processes(tmp_path: Path, monkeypatch):
+    """While another process measures (holds the machine-wide lock), a benchmark waits."""
+    import subprocess
+    import sys
+    import threading
+
+    from optbuild import measuring
+
+    monkeypatch.setattr(measuring.tempfile, "gettempdir", lambda: str(tmp_path))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from filelock import FileLock; lock = FileLock(sys.argv[1]); "
+         "lock.acquire(); print('held', flush=True); sys.stdin.read()", str(measuring.lock_path())],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    finished = threading.Event()
+    stage = measuring.exclusive(lambda inputs, params, out_dir: finished.set() or {"files": [], "data": {}})
+    worker = threading.Thread(target=stage, args=({}, {}, str(tmp_path)))
+    worker.start()
+    assert not finished.wait(1.0)  # blocked behind the other process
+    holder.communicate("")  # the holder exits, releasing the lock
+    assert finished.wait(30)
+    worker.join()
+    from optbuild.stages import benchmark, tune
+
+    assert benchmark.benchmark.__wrapped__ and tune.tune.__wrapped__  # both measuring stages take turns

@@ -13,7 +13,9 @@ from optbuild.errors import OptbuildError
 def checked_path(path: str) -> Path:
     resolved = Path(path).expanduser().resolve()
     if not resolved.is_file():
-        raise OptbuildError(f"model.path '{path}' is not a file: give the path of an .onnx model")
+        # Hydra keeps the working directory, so a relative path is read from where optbuild runs.
+        where = "" if Path(path).expanduser().is_absolute() else f" (looked for {resolved})"
+        raise OptbuildError(f"model.path '{path}' is not a file{where}: give the path of an .onnx model")
     return resolved
 
 

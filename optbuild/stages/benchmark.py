@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from optbuild.cpu_info import device_facts, usable_cores
+from optbuild.measuring import exclusive
 from optbuild.metrics import latency_stats
 from optbuild.toolchain import version
 
@@ -174,6 +175,7 @@ def _ratio(numerator: float | None, denominator: float | None) -> float | None:
     return numerator / denominator if numerator and denominator else None
 
 
+@exclusive  # timings must not include another job's measurements
 def benchmark(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> dict[str, Any]:
     import openvino as ov
 

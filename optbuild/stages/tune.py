@@ -18,6 +18,7 @@ from typing import Any
 
 from optbuild.cpu_info import ALLOWED_INFERENCE_PRECISIONS, default_inference_precisions, device_facts
 from optbuild.errors import OptbuildError
+from optbuild.measuring import exclusive
 from optbuild.metrics import latency_stats
 from optbuild.schema import Config, Objective
 
@@ -136,6 +137,7 @@ def best(measured: list[dict[str, Any]]) -> int:
     return max(scored, key=lambda i: measured[i]["score"])
 
 
+@exclusive  # timings must not include another job's measurements
 def tune(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> dict[str, Any]:
     from optbuild.stages.benchmark import PERFORMANCE_KEYS
 
