@@ -110,7 +110,8 @@ def artifact_facts(folder: Path) -> dict[str, Any]:
 
     folder, manifest = _manifest(folder)
     keep = ("schema", "recipe", "target", "precision", "version", "created", "overrides", "artifacts",
-            "resolved_inference_precision", "surgery", "quantization", "validation", "benchmark", "toolchain")
+            "resolved_inference_precision", "surgery", "quantization", "validation", "benchmark", "toolchain",
+            "status", "failure", "tuning")
     facts: dict[str, Any] = {"kind": "artifact", "path": str(folder), **{k: manifest.get(k) for k in keep}}
     facts["stages"] = [{k: s.get(k) for k in ("name", "cache_hit", "seconds", "key")}
                        for s in manifest.get("stages", [])]
@@ -175,6 +176,8 @@ def render_artifact(facts: dict[str, Any]) -> list[str]:
     lines = [f"{facts['path']}",
              f"  {recipe.get('name')} {facts.get('target')}-{facts.get('precision')} v{facts.get('version')}"
              f"   built {facts.get('created')}   recipe sha256 {str(recipe.get('sha256'))[:12]}"]
+    if facts.get("status") == "failed":
+        lines.append(f"  status: FAILED, not promoted to latest: {facts.get('failure')}")
     if facts.get("overrides"):
         lines.append(f"  overrides: {' '.join(facts['overrides'])}")
     lines.append("  artifacts:")
@@ -191,6 +194,10 @@ def render_artifact(facts: dict[str, Any]) -> list[str]:
         lines.append(f"  validation: top-1 agreement {validation.get('top1_agreement', float('nan')):.1%}, "
                      f"cosine {validation.get('cosine_mean', float('nan')):.4f}, "
                      f"max abs error {validation.get('max_abs_error', float('nan')):.3g}")
+        if validation.get("labeled"):
+            lines.append(f"  accuracy on {validation['labeled_samples']} labeled samples: top-1 "
+                         f"{validation['reference_top1']:.2%} (FP32) -> {validation['artifact_top1']:.2%}, "
+                         f"drop {validation['top1_drop'] * 100:.2f} points")
     bench = facts.get("benchmark")
     if bench:
         lines.append(f"  benchmark: {bench['artifact']['median_ms']:.2f} ms median (batch {bench.get('batch')}), "

@@ -55,6 +55,8 @@ def test_impossible_gate_fails_in_one_line_and_keeps_latest(cli, cnn, tmp_path: 
     failed = manifest_of(root / "v2")
     assert failed["status"] == "failed" and "validate.max_top1_drop" in failed["failure"]
     assert failed["validation"]["top1_drop"] > 0.005
+    shown = cli("inspect", str(root / "v2")).stdout
+    assert "status: FAILED, not promoted to latest" in shown and "accuracy on 2000 labeled samples" in shown
 
 
 def test_accuracy_control_recovers_a_hurt_calibration(cli, cnn, tmp_path: Path):
