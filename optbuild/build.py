@@ -155,16 +155,6 @@ def build(config: Config, recipe: RecipeFile, overrides: list[str], resolved: di
     packaged = package(out_dir / recipe.name / f"{target}-{precision}", files, artifacts, manifest,
                        {PROVENANCE: statement(manifest)}, promote=not misses)
     summary(console, manifest, str(packaged.path), packaged.reused)
-    if manifest.get("cpu_proxy"):
-        proxy = manifest["cpu_proxy"]
-        console.print(f"CPU proxy (ONNX Runtime on the prepared ONNX vs FP32): agreement {proxy['top1_agreement']:.1%}"
-                      f"   cosine: {proxy['cosine_mean']:.4f}   max-abs: {proxy['max_abs_error']:.3g}")
-        if proxy.get("labeled"):
-            console.print(f"CPU proxy top-1 on {proxy['labeled_samples']} labeled samples: FP32 "
-                          f"{proxy['reference_top1']:.2%} → {proxy['artifact_top1']:.2%} "
-                          f"(drop {proxy['top1_drop'] * 100:.2f} points)", highlight=False)
-    if manifest.get("engine_built") is False:
-        console.print(manifest["statement"])
     if misses:  # published for inspection as a failed version; `latest` stays where it was
         raise OptbuildError(f"{manifest['failure']} — not promoted to latest; its manifest: "
                             f"{packaged.path / 'manifest.json'}")

@@ -53,6 +53,8 @@ def _cross_field_rules(config: Config) -> None:
         raise OptbuildError("calibration.num_samples and validate.num_samples must be at least 1")
     if config.benchmark.iterations < 1 or config.benchmark.warmup < 0:
         raise OptbuildError("benchmark.iterations must be >= 1 and benchmark.warmup >= 0")
+    if not config.benchmark.throughput_seconds > 0:
+        raise OptbuildError(f"benchmark.throughput_seconds={config.benchmark.throughput_seconds} must be > 0")
     names = [spec.name for spec in model.inputs]
     if not names or len(set(names)) != len(names):
         raise OptbuildError("model.inputs must list at least one input, each with a unique name")

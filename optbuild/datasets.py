@@ -95,7 +95,7 @@ def dataset_fingerprint(kind: str, path: str | None, num_samples: int, seed: int
         # subset is a function of the list, seed and label_map, all of which are in here.
         digest = hashlib.sha256("\n".join(folder.all_files).encode())
         for rel in folder.files:
-            digest.update(f"\n{rel}\0{_sha256_file(folder.root / rel)}".encode())
+            digest.update(f"\n{rel}\0{_cached_sha256(folder.root / rel)}".encode())
         fingerprint["content_sha256"] = digest.hexdigest()
         fingerprint["label_map"] = folder.label_map
     elif kind == "fashion_mnist":
@@ -104,7 +104,7 @@ def dataset_fingerprint(kind: str, path: str | None, num_samples: int, seed: int
         fingerprint["label_map"] = fmnist.label_map
         fingerprint["content_sha256"] = [_cached_sha256(file) for file in fmnist.files]
     else:
-        fingerprint["content_sha256"] = _sha256_file(_existing_file(path))
+        fingerprint["content_sha256"] = _cached_sha256(_existing_file(path))
     return fingerprint
 
 
@@ -519,11 +519,12 @@ def _stat_key(file: Path) -> tuple[str, int, int]:
 
 
 def _cached_sha256(file: Path) -> str:
-    """sha256 of a large file that rarely changes, once per process (plans fingerprint it often)."""
+    """sha256 of a data file, once per process while its size and mtime stay the same: a plan
+    fingerprints the validation set for several stages, and calibration may share its files."""
     return _sha256_by_stat(_stat_key(file))
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=4096)
 def _sha256_by_stat(stat_key: tuple[str, int, int]) -> str:
     return _sha256_file(Path(stat_key[0]))
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from optbuild.errors import OptbuildError
+from optbuild.ui import labeled_line
 
 MANIFEST = "manifest.json"
 USAGE = "usage: optbuild inspect PATH [--stage NAME] [--json] | optbuild inspect --passes"
@@ -194,10 +195,8 @@ def render_artifact(facts: dict[str, Any]) -> list[str]:
         lines.append(f"  validation: top-1 agreement {validation.get('top1_agreement', float('nan')):.1%}, "
                      f"cosine {validation.get('cosine_mean', float('nan')):.4f}, "
                      f"max abs error {validation.get('max_abs_error', float('nan')):.3g}")
-        if validation.get("labeled"):
-            lines.append(f"  accuracy on {validation['labeled_samples']} labeled samples: top-1 "
-                         f"{validation['reference_top1']:.2%} (FP32) -> {validation['artifact_top1']:.2%}, "
-                         f"drop {validation['top1_drop'] * 100:.2f} points")
+        if labeled_line(validation):
+            lines.append(f"  {labeled_line(validation)}")
     bench = facts.get("benchmark")
     if bench:
         lines.append(f"  benchmark: {bench['artifact']['median_ms']:.2f} ms median (batch {bench.get('batch')}), "

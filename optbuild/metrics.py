@@ -30,13 +30,17 @@ def compare(reference: np.ndarray, candidate: np.ndarray) -> dict[str, float]:
     }
 
 
-def topk_accuracy(logits: np.ndarray, labels: np.ndarray, k: int) -> float:
-    """Share of samples whose k highest outputs include an accepted label. `labels` is [N, K]
+def topk_hits(logits: np.ndarray, labels: np.ndarray, k: int = 1) -> np.ndarray:
+    """Per sample: whether its k highest outputs include an accepted label. `labels` is [N, K]
     of accepted output indices, padded with -1 (a dataset class may map to several outputs)."""
     scores = logits.reshape(len(logits), -1)
     top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
     hit = (top[:, :, None] == labels[:, None, :]) & (labels[:, None, :] >= 0)
-    return float(hit.any(axis=(1, 2)).mean())
+    return hit.any(axis=(1, 2))
+
+
+def topk_accuracy(logits: np.ndarray, labels: np.ndarray, k: int) -> float:
+    return float(topk_hits(logits, labels, k).mean())
 
 
 def accuracy(reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray) -> dict[str, Any]:

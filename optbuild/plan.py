@@ -48,6 +48,17 @@ def _dataset(config: DatasetConfig, preprocess: dict[str, Any], shape: list[int]
     return args, dataset_fingerprint(input_shape=shape, **args)
 
 
+def accuracy_control(config: Config, preprocess: dict[str, Any], shape: list[int]) -> tuple[dict, dict, dict]:
+    """(params, external, locations) a quantizing stage adds for quantize.accuracy_control: it
+    measures the drop on the validation set. Empty when the control is off."""
+    control = config.quantize.accuracy_control
+    if not control.enabled:
+        return {}, {}, {}
+    args, fingerprint = _dataset(config.validate, preprocess, shape)
+    params = {"accuracy_control": plain(control), "validation": {k: v for k, v in args.items() if k != "path"}}
+    return params, {"validation": fingerprint}, {"validation": args}
+
+
 def _source_stages(config: Config) -> tuple[list[StageSpec], tuple[str, str]]:
     """Stages that yield the FP32 ONNX model, and where it ends up."""
     model = config.model
@@ -123,13 +134,10 @@ def plan(config: Config) -> list[StageSpec]:
         quantize_params["calibration"] = {k: v for k, v in args.items() if k != "path"}
         external["calibration"] = fingerprint
         locations["calibration"] = args  # same arguments, path included, for the worker
-        control = config.quantize.accuracy_control
-        if control.enabled:  # NNCF measures the drop on the validation set
-            args, fingerprint = _dataset(config.validate, preprocess, shape)
-            quantize_params["accuracy_control"] = plain(control)
-            quantize_params["validation"] = {k: v for k, v in args.items() if k != "path"}
-            external["validation"] = fingerprint
-            locations["validation"] = args
+        control_params, control_external, control_locations = accuracy_control(config, preprocess, shape)
+        quantize_params.update(control_params)
+        external.update(control_external)
+        locations.update(control_locations)
     stages.append(StageSpec("quantize", 3, intel.quantize, inputs={"model.onnx": ("surgery", "model.onnx")},
                             params=quantize_params, external=external, locations=locations,
                             tools=OV_TOOLS))
@@ -159,11 +167,8 @@ def plan(config: Config) -> list[StageSpec]:
             external={"dataset": fingerprint}, locations={"dataset": args},
             tools=OV_TOOLS + ONNX_TOOLS, platform=True))
     if config.benchmark.enabled:
-        from optbuild.errors import OptbuildError
         from optbuild.stages import benchmark
 
-        if not config.benchmark.throughput_seconds > 0:
-            raise OptbuildError(f"benchmark.throughput_seconds={config.benchmark.throughput_seconds} must be > 0")
         model = config.model
         torch_source = model.source in (SourceKind.torchvision, SourceKind.efficientnet_lite0)
         torch_baseline = config.benchmark.torch_baseline and torch_source

@@ -146,7 +146,9 @@ class AccuracyControl:
     enabled: bool = False
     max_drop: float = 0.01  # absolute, in the metric's 0..1 units (0.01 = one point)
     metric: AccuracyMetric = AccuracyMetric.auto
-    max_iterations: Optional[int] = None  # at most this many revert-and-check rounds (null: until met)
+    # A bound on the search (null: until max_drop is met): intel, NNCF's revert-and-check rounds;
+    # nvidia, the number of layers it may keep in float.
+    max_iterations: Optional[int] = None
 
 
 @dataclass

@@ -63,16 +63,11 @@ def summary(console: Console, manifest: dict[str, Any], path: str, reused: bool)
     console.print(table)
     validation, bench = manifest.get("validation"), manifest.get("benchmark")
     if validation:
-        console.print(
-            f"agreement (top-1 vs FP32): {validation['top1_agreement']:.1%}   "
-            f"cosine: {validation['cosine_mean']:.4f}   max-abs: {validation['max_abs_error']:.3g}"
-        )
-        if validation.get("labeled"):
-            top5 = (f"   top-5: {validation['reference_top5']:.2%} → {validation['artifact_top5']:.2%}"
-                    if "artifact_top5" in validation else "")
-            console.print(f"top-1 on {validation['labeled_samples']} labeled samples: FP32 "
-                          f"{validation['reference_top1']:.2%} → {validation['artifact_top1']:.2%} "
-                          f"(drop {validation['top1_drop'] * 100:.2f} points){top5}", highlight=False)
+        for line in accuracy_lines(validation):
+            console.print(line, highlight=False)
+    if manifest.get("cpu_proxy"):  # nvidia: ONNX Runtime on the prepared graph stands in for the engine
+        for line in accuracy_lines(manifest["cpu_proxy"], "CPU proxy (ONNX Runtime on the prepared ONNX vs FP32): "):
+            console.print(line, highlight=False)
     if bench:
         for line in benchmark_lines(bench):
             console.print(line, highlight=False)
@@ -80,6 +75,26 @@ def summary(console: Console, manifest: dict[str, Any], path: str, reused: bool)
         console.print(tuning_line(manifest["tuning"]), highlight=False)
     what = "artifact" if manifest.get("status") != "failed" else "[red]failed[/] version (not latest)"
     console.print(f"{what}: [bold]{path}[/]" + (" (unchanged: reused)" if reused else ""))
+    if manifest.get("engine_built") is False:
+        console.print(manifest["statement"])
+
+
+def labeled_line(record: dict[str, Any]) -> str | None:
+    """Top-1 (and top-5) against the labels, FP32 → artifact, when the set had labels."""
+    if not record.get("labeled"):
+        return None
+    top5 = (f"   top-5: {record['reference_top5']:.2%} → {record['artifact_top5']:.2%}"
+            if "artifact_top5" in record else "")
+    return (f"accuracy on {record['labeled_samples']} labeled samples: top-1 FP32 {record['reference_top1']:.2%} → "
+            f"{record['artifact_top1']:.2%} (drop {record['top1_drop'] * 100:.2f} points){top5}")
+
+
+def accuracy_lines(record: dict[str, Any], prefix: str = "") -> list[str]:
+    """A validation (or CPU proxy) record: agreement with FP32, then accuracy on labels."""
+    lines = [f"{prefix}agreement (top-1 vs FP32): {record['top1_agreement']:.1%}   "
+             f"cosine: {record['cosine_mean']:.4f}   max-abs: {record['max_abs_error']:.3g}"]
+    labeled = labeled_line(record)
+    return lines + ([f"{prefix}{labeled}"] if labeled else [])
 
 
 def benchmark_lines(bench: dict[str, Any]) -> list[str]:

@@ -382,6 +382,7 @@ def test_folder_fingerprint_hashes_only_the_used_files(class_dir, tmp_path, monk
     hashed = []
     real = datasets._sha256_file
     monkeypatch.setattr(datasets, "_sha256_file", lambda p: hashed.append(p) or real(p))
+    datasets._sha256_by_stat.cache_clear()  # digests are kept per process: hash afresh
     assert fingerprint("image_folder", str(root), n=2, seed=4) == base
     assert sorted(p.relative_to(root).as_posix() for p in hashed) == sorted(used)
 

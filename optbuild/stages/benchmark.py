@@ -13,12 +13,10 @@ are the headline.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,6 +24,7 @@ import numpy as np
 from optbuild.cpu_info import device_facts, usable_cores
 from optbuild.measuring import exclusive
 from optbuild.metrics import latency_stats
+from optbuild.stages.intel import read_runtime
 from optbuild.toolchain import version
 
 # Properties that shape how requests are scheduled, not what the model computes.
@@ -179,7 +178,7 @@ def _ratio(numerator: float | None, denominator: float | None) -> float | None:
 def benchmark(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> dict[str, Any]:
     import openvino as ov
 
-    runtime = json.loads(Path(inputs["runtime.json"]).read_text())
+    runtime = read_runtime(inputs["runtime.json"])
     core, device = ov.Core(), runtime["device"]
     threads = usable_cores()
     data = feeds(params["inputs"])

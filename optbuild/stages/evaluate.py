@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 from optbuild.metrics import paired_outputs, validation_metrics
+from optbuild.stages.intel import read_runtime
 
 
 def _reference(path: str) -> Any:
@@ -23,7 +22,7 @@ def _artifact(inputs: dict[str, str], device: str, properties: dict[str, str]) -
 
 def runtime_settings(inputs: dict[str, str]) -> tuple[str, dict[str, Any]]:
     """(device, compile properties) from the artifact's runtime.json: what a deployment uses."""
-    runtime = json.loads(Path(inputs["runtime.json"]).read_text())
+    runtime = read_runtime(inputs["runtime.json"])
     return runtime["device"], dict(runtime["properties"])
 
 

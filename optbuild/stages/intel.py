@@ -90,6 +90,15 @@ def _nncf_quantize_into(model: Any, calibration: dict[str, Any], input_shape: li
             "layers_in_float": layers_in_float(quantized), "accuracy_control": record or None}
 
 
+def read_runtime(path: str) -> dict[str, Any]:
+    """A runtime.json: {"device", "properties"} (+ "batch", "objective" when tuned)."""
+    return json.loads(Path(path).read_text())
+
+
+def write_runtime(out_dir: str, runtime: dict[str, Any]) -> None:
+    Path(out_dir, RUNTIME_FILE).write_text(json.dumps(runtime, indent=2, sort_keys=True) + "\n")
+
+
 def runtime_properties(precision: dict[str, Any]) -> dict[str, str]:
     """The compile-time properties the artifact needs to behave as built."""
     hint = precision.get("inference_precision")
@@ -108,7 +117,7 @@ def save_ir(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> dic
     compiled = core.compile_model(str(Path(out_dir, "model.xml")), params["device"], properties)
     resolved = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
     runtime = {"device": params["device"], "properties": properties}
-    Path(out_dir, RUNTIME_FILE).write_text(json.dumps(runtime, indent=2, sort_keys=True) + "\n")
+    write_runtime(out_dir, runtime)
     return {
         "files": ["model.xml", "model.bin", RUNTIME_FILE],
         "data": {"runtime": runtime, "resolved_inference_precision": resolved,

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from optbuild.errors import OptbuildError
-from optbuild.metrics import control_metric
+from optbuild.metrics import control_metric, topk_hits
 
 # Operations whose precision the manifest reports: the ones that carry weights.
 WEIGHTED_OPS = ("Convolution", "GroupConvolution", "ConvolutionBackpropData", "MatMul")
@@ -72,9 +72,7 @@ def quantize_with_control(model: Any, calibration_items: list[np.ndarray], refer
     def validation_fn(compiled: Any, dataset: Any) -> tuple[float, list[float]]:
         scores = []
         for x, accepted in dataset:
-            top1 = np.asarray(compiled(x)[0]).reshape(len(x), -1).argmax(1)
-            hit = ((top1[:, None] == accepted) & (accepted >= 0)).any(1)
-            scores.append(float(hit.mean()))
+            scores.append(float(topk_hits(np.asarray(compiled(x)[0]), accepted).mean()))
         return float(np.mean(scores)), scores
 
     advanced = AdvancedAccuracyRestorerParameters()

@@ -12,8 +12,6 @@ interleaved, so the recorded gain is not just the best of many noisy draws.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 from optbuild.cpu_info import ALLOWED_INFERENCE_PRECISIONS, default_inference_precisions, device_facts
@@ -21,6 +19,7 @@ from optbuild.errors import OptbuildError
 from optbuild.measuring import exclusive
 from optbuild.metrics import latency_stats
 from optbuild.schema import Config, Objective
+from optbuild.stages.intel import RUNTIME_FILE, read_runtime, write_runtime
 
 HINTS = ("LATENCY", "THROUGHPUT")
 CONFIRM_ROUNDS = 2  # winner and default, alternately, this many times each
@@ -141,7 +140,7 @@ def best(measured: list[dict[str, Any]]) -> int:
 def tune(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> dict[str, Any]:
     from optbuild.stages.benchmark import PERFORMANCE_KEYS
 
-    runtime = json.loads(Path(inputs["runtime.json"]).read_text())
+    runtime = read_runtime(inputs["runtime.json"])
     device = runtime["device"]
     measure = _Measure(inputs["model.xml"], device, params)
     facts = device_facts(measure.core, device)
@@ -172,9 +171,9 @@ def tune(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> dict[s
     chosen = measured[winner] if winner is not None else default
     tuned = {**runtime, "properties": chosen["properties"], "batch": chosen["batch"],
              "objective": params["objective"]}
-    Path(out_dir, "runtime.json").write_text(json.dumps(tuned, indent=2, sort_keys=True) + "\n")
+    write_runtime(out_dir, tuned)
     strip = lambda c: {k: v for k, v in c.items() if k != "score"}  # noqa: E731
-    return {"files": ["runtime.json"], "data": {"tuning": {
+    return {"files": [RUNTIME_FILE], "data": {"tuning": {
         "objective": params["objective"],
         "unit": "ms (batch-1 median)" if params["objective"] == "latency" else "samples/s",
         "seconds_per_candidate": params["seconds"],

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from optbuild.errors import OptbuildError
-from optbuild.plan import ONNX_TOOLS, _dataset, plain
+from optbuild.plan import ONNX_TOOLS, _dataset, accuracy_control, plain
 from optbuild.runner import StageSpec
 from optbuild.schema import Config, Engine, PrecisionName
 
@@ -129,13 +129,10 @@ def nvidia_stages(config: Config) -> list[StageSpec]:
         locations["calibration"] = args
     if name is PrecisionName.int8:
         params["keep_float"] = list(config.target.tensorrt.int8_keep_float)
-        control = config.quantize.accuracy_control
-        if control.enabled:  # per-layer sensitivity on the validation set
-            args, fingerprint = _dataset(config.validate, preprocess, shape)
-            params["accuracy_control"] = plain(control)
-            params["validation"] = {k: v for k, v in args.items() if k != "path"}
-            external["validation"] = fingerprint
-            locations["validation"] = args
+        control_params, control_external, control_locations = accuracy_control(config, preprocess, shape)
+        params.update(control_params)
+        external.update(control_external)
+        locations.update(control_locations)
     stages = [StageSpec("precision", 2, precision.prepare, inputs={"model.onnx": ("surgery", "model.onnx")},
                         params=params, external=external, locations=locations, tools=ONNX_TOOLS)]
     compared = {"model.onnx": ("precision", "model.onnx"), "reference.onnx": ("surgery", "model.onnx")}

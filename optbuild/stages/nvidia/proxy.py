@@ -14,7 +14,8 @@ import numpy as np
 from optbuild.metrics import paired_outputs, validation_metrics
 
 
-def _session(model: Any) -> Any:
+def qdq_session(model: Any) -> Any:
+    """ONNX Runtime with basic optimizations only, so Q/DQ nodes run as the graph writes them."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -31,13 +32,13 @@ def cpu_proxy(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> d
 
     shape = params["input_shape"]
     data = load_labeled(input_shape=shape, **params["dataset"])
-    reference = _session(inputs["reference.onnx"])
+    reference = qdq_session(inputs["reference.onnx"])
     emulation = None
     candidate_model: Any = inputs["model.onnx"]
     if params["precision"] == "bf16":
         candidate_model = emulate_bfloat16(onnx.load(inputs["model.onnx"])).SerializeToString()
         emulation = "bfloat16 rounding of every bfloat16 tensor, float32 arithmetic"
-    candidate = _session(candidate_model)
+    candidate = qdq_session(candidate_model)
     name = reference.get_inputs()[0].name
     names = [o.name for o in reference.get_outputs()]
     reference_outputs, candidate_outputs = paired_outputs(

@@ -20,30 +20,21 @@ from typing import Any
 
 import numpy as np
 
-from optbuild.metrics import control_metric
+from optbuild.metrics import control_metric, topk_hits
+from optbuild.stages.nvidia.proxy import qdq_session
 
 WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 RANKING_SAMPLES = 32  # the error is continuous, so a small subset orders layers well
 
 
-def _session(model: Any) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-
-
 def _outputs(model: Any, samples: np.ndarray, batch: int, input_name: str) -> np.ndarray:
-    session = _session(model)
+    session = qdq_session(model)
     return np.concatenate([session.run(None, {input_name: samples[i : i + batch]})[0].reshape(batch, -1)
                            for i in range(0, len(samples) - batch + 1, batch)])
 
 
 def _score(scores: np.ndarray, accepted: np.ndarray) -> float:
-    """Share of rows whose top-1 is an accepted index (rows of `accepted` padded with -1)."""
-    top1 = scores.argmax(1)[:, None]
-    return float(((top1 == accepted[: len(top1)]) & (accepted[: len(top1)] >= 0)).any(1).mean())
+    return float(topk_hits(scores, accepted[: len(scores)]).mean())
 
 
 def restore_accuracy(source: str, target: str, input_name: str, calibration: list[np.ndarray],
