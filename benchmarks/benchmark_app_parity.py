@@ -98,7 +98,7 @@ def benchmark_app(xml: str, seconds: float) -> dict[str, Any]:
 
 
 def optbuild_stage(inputs: dict[str, str], iterations: int, torch: bool) -> dict[str, Any]:
-    from optbuild.stages.benchmark import benchmark
+    from optbuild.stages.intel.benchmark import benchmark
 
     params = {"inputs": INPUTS, "iterations": iterations, "warmup": 10, "throughput_seconds": 1.0,
               "torch": TORCH if torch else None}
@@ -124,7 +124,7 @@ def run(args: argparse.Namespace, out_dir: Path) -> dict[str, Any]:
     ours_median = statistics.median(r["optbuild"]["median_ms"] for r in rounds)
     import openvino as ov
 
-    from optbuild.toolchain import platform_info
+    from optbuild.core.platform import platform_info
 
     return {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),

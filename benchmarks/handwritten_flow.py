@@ -96,9 +96,9 @@ def build_optbuild(out_dir: Path, samples: int) -> tuple[Path, dict[str, Any], f
 
 def calibration_items(samples: int) -> list[np.ndarray]:
     """The same data optbuild calibrates on (`sample_photos`, seed 0), as [1, 3, 224, 224] items."""
-    from optbuild.datasets import load_dataset
+    from optbuild.data import DatasetRequest, load
 
-    data = load_dataset("sample_photos", None, samples, 0, None, PREPROCESS, INPUT_SHAPE)
+    data = load(DatasetRequest("sample_photos", None, samples, 0, preprocess=PREPROCESS, input_shape=INPUT_SHAPE))
     return [data[i : i + 1] for i in range(len(data))]
 
 

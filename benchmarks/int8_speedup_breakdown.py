@@ -35,12 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = args.out_dir.resolve()
     int8, fp32 = build_ir(out_dir, "resnet50_int8")[0], build_ir(out_dir, "resnet50")[0]
 
-    import openvino as ov
     import onnxruntime as ort
-
+    import openvino as ov
     from benchmark_app_parity import stage_inputs
-    from optbuild.stages.benchmark import feeds, interleaved, onnxruntime_session, resolved, torch_model
-    from optbuild.toolchain import platform_info
+
+    from optbuild.core.platform import platform_info
+    from optbuild.stages.intel.benchmark import feeds, interleaved, onnxruntime_session, resolved, torch_model
 
     data = feeds(INPUTS)
     reference = stage_inputs(int8, out_dir)["reference.onnx"]

@@ -11,7 +11,6 @@ import logging
 import os
 import sys
 import traceback
-from pathlib import Path
 
 from optbuild.errors import OptbuildError
 
@@ -65,7 +64,7 @@ def _guarded(action, argv: list[str]) -> int:
     except Exception as err:  # noqa: BLE001 - the one place that turns surprises into one line
         if _debug_requested(argv):
             traceback.print_exc()
-        from optbuild.config_errors import explain
+        from optbuild.config.explain import explain
 
         _say_error(explain(err))
         return 1
@@ -73,11 +72,10 @@ def _guarded(action, argv: list[str]) -> int:
 
 def _hydra_build(argv: list[str]) -> int:
     import hydra
-    from hydra.core.config_store import ConfigStore
 
-    from optbuild import recipe_index as recipes
+    from optbuild.config import recipes
+    from optbuild.config.compose import register
     from optbuild.job import BuildJob
-    from optbuild.schema import Config
 
     found = recipes.discover()
     if any(arg in ("-h", "--help") for arg in argv) and not _chosen_recipes(argv):
@@ -89,8 +87,7 @@ def _hydra_build(argv: list[str]) -> int:
         )
     for name in _chosen_recipes(argv):
         recipes.load(recipes.check_name(name, found))
-    recipes.register(found)
-    ConfigStore.instance().store(name="optbuild_schema", node=Config)
+    register(found)
     from hydra_plugins.optbuild_ray_launcher.ray_launcher import register as register_ray_launcher
 
     register_ray_launcher()  # hydra/launcher=ray (ray itself is imported only when chosen)
@@ -101,8 +98,8 @@ def _hydra_build(argv: list[str]) -> int:
     hydra_main = hydra.main(version_base="1.3", config_path="pkg://optbuild.conf", config_name="config")(
         job
     )
-    from optbuild import sweep_callback
-    from optbuild.report import failure_message
+    from optbuild.sweep import callback as sweep_callback
+    from optbuild.sweep.report import failure_message
 
     saved = sys.argv
     sys.argv = [saved[0] if saved else "optbuild", *argv]
@@ -123,7 +120,7 @@ def _hydra_build(argv: list[str]) -> int:
 
 
 def _report_cut_short_sweep() -> None:
-    from optbuild import sweep_callback
+    from optbuild.sweep import callback as sweep_callback
 
     try:
         sweep_callback.finish()

@@ -19,9 +19,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
+from optbuild.config.recipes import RecipeFile
 from optbuild.errors import OptbuildError
-from optbuild.recipe_index import RecipeFile
-from optbuild.sweep_record import JobRecord, write_record
+from optbuild.sweep.record import JobRecord, write_record
 
 log = logging.getLogger("optbuild")
 
@@ -92,7 +92,7 @@ class BuildJob:
             log.info("build failed:\n%s", traceback.format_exc())
             if debug:
                 traceback.print_exc()
-            from optbuild.config_errors import explain
+            from optbuild.config.explain import explain
 
             message = err.message if isinstance(err, OptbuildError) else explain(err)
             if not isinstance(err, OptbuildError) and not debug:
@@ -100,7 +100,7 @@ class BuildJob:
             prefix = f"[{label}] " if sweep else ""
             sys.stderr.write(f"optbuild: error: {prefix}{' '.join(message.split())}\n")
             self.failures.append(message)
-            from optbuild.runner import failed_stage
+            from optbuild.pipeline.runner import failed_stage
 
             record.failed(" ".join(message.split()), failed_stage(err))
         finally:
@@ -115,7 +115,7 @@ class BuildJob:
     def _build(self, cfg: DictConfig, recipe_name: str, overrides: list[str], log_path: str,
                sweep: bool) -> Any:
         from optbuild.build import build, passes_dry_run
-        from optbuild.config_check import check
+        from optbuild.config.validate import check
 
         resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
         config = check(resolved)

@@ -7,28 +7,28 @@ from optbuild.errors import OptbuildError
 
 def _passes(args: list[str]) -> int:
     """List the graph-surgery passes a recipe can use, with their parameters."""
-    from optbuild.inspection import run
+    from optbuild.publish.inspect import run
 
     return run(["--passes", *args])
 
 
 def _inspect(args: list[str]) -> int:
     """Show what an ONNX file, an OpenVINO IR or an artifact directory holds."""
-    from optbuild.inspection import run
+    from optbuild.publish.inspect import run
 
     return run(args)
 
 
 def _verify(args: list[str]) -> int:
     """Check an artifact's integrity, build chain and provenance; --rebuild reproduces it."""
-    from optbuild.verify import run
+    from optbuild.publish.verify import run
 
     return run(args)
 
 
 def _report(args: list[str]) -> int:
     """Regenerate a sweep's report (summary.md/.json/.html, pareto.png) from its jobs' records."""
-    from optbuild.report import run
+    from optbuild.sweep.report import run
 
     return run(args)
 

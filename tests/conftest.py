@@ -101,3 +101,72 @@ def error_line(result: subprocess.CompletedProcess) -> str:
 
 def manifest_of(version_dir: Path) -> dict:
     return json.loads((version_dir / "manifest.json").read_text())
+
+
+def small_model(path: Path) -> Path:
+    """A small real conv net (conv-relu ×2, global pool, gemm) written with onnx.helper: no torch,
+    for the fast tier. Input `input` [1, 3, 32, 32], output `logits` [1, 10]."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+
+    def weight(name: str, *shape: int) -> onnx.TensorProto:
+        return numpy_helper.from_array((rng.standard_normal(shape) * 0.1).astype(np.float32), name)
+
+    nodes = [
+        helper.make_node("Conv", ["input", "w1", "b1"], ["c1"], "conv1", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"], "relu1"),
+        helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], "conv2", pads=[1, 1, 1, 1], strides=[2, 2]),
+        helper.make_node("Relu", ["c2"], ["r2"], "relu2"),
+        helper.make_node("GlobalAveragePool", ["r2"], ["pool"], "pool"),
+        helper.make_node("Flatten", ["pool"], ["flat"], "flatten"),
+        helper.make_node("Gemm", ["flat", "w3", "b3"], ["logits"], "fc", transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes, "small", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 32, 32])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])],
+        [weight("w1", 8, 3, 3, 3), weight("b1", 8), weight("w2", 16, 8, 3, 3), weight("b2", 16),
+         weight("w3", 10, 16), weight("b3", 10)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="optbuild-tests")
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_recipe_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A recipe directory with `small` (fp32) and `small_int8` over the onnx.helper model."""
+    folder = tmp_path_factory.mktemp("small")
+    model = small_model(folder / "small.onnx")
+    (folder / "recipes").mkdir()
+    (folder / "recipes" / "small.yaml").write_text(tiny_recipe(model, name="small"))
+    (folder / "recipes" / "small_int8.yaml").write_text(tiny_recipe(model, precision="int8", name="small"))
+    return folder / "recipes"
+
+
+class InProcessCli:
+    """`optbuild` called as a function in this process (no interpreter start-up): for errors
+    that happen before any stage runs. Stage workers still start as in a real build."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
+        self.capsys = capsys
+
+    def __call__(self, *args: str) -> subprocess.CompletedProcess:
+        from optbuild.cli import main
+
+        is_verb = bool(args) and "=" not in args[0] and not args[0].startswith("-")
+        self.capsys.readouterr()
+        code = main([*args, *([] if is_verb else ["progress=false"])])
+        captured = self.capsys.readouterr()
+        return subprocess.CompletedProcess(list(args), code, captured.out, captured.err)
+
+
+@pytest.fixture()
+def run(tmp_path: Path, small_recipe_dir: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> InProcessCli:
+    """optbuild in-process, from a scratch working directory, with the `small` recipes."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OPTBUILD_RECIPE_PATH", str(small_recipe_dir))
+    return InProcessCli(capsys)

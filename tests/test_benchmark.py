@@ -87,7 +87,7 @@ def test_measuring_stages_take_turns_across_processes(tmp_path: Path, monkeypatc
     import sys
     import threading
 
-    from optbuild import measuring
+    from optbuild.pipeline import measuring
 
     monkeypatch.setattr(measuring.tempfile, "gettempdir", lambda: str(tmp_path))
     holder = subprocess.Popen(
@@ -103,6 +103,6 @@ def test_measuring_stages_take_turns_across_processes(tmp_path: Path, monkeypatc
     holder.communicate("")  # the holder exits, releasing the lock
     assert finished.wait(30)
     worker.join()
-    from optbuild.stages import benchmark, tune
+    from optbuild.stages.intel import benchmark, tune
 
     assert benchmark.benchmark.__wrapped__ and tune.tune.__wrapped__  # both measuring stages take turns

@@ -7,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import HEAVY, REPO, error_line, manifest_of
+from conftest import HEAVY, error_line, manifest_of
 
-from optbuild.digest import sha256_file
+from optbuild.core.digest import sha256_file
 
 FAST = ("benchmark.enabled=false",)
 IMPOSSIBLE = "validate.min_cosine=0.99999"  # INT8 of the tiny model stays below it

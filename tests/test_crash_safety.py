@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
@@ -13,7 +12,7 @@ from pathlib import Path
 
 from conftest import manifest_of
 
-from optbuild.digest import sha256_file
+from optbuild.core.digest import sha256_file
 from optbuild.store import Store
 
 FAST = ("benchmark.enabled=false", "validate.num_samples=4", "progress=false")

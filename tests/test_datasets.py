@@ -1,5 +1,6 @@
 """Datasets on real data: shipped sample photos, images written here (flat and in class folders),
-and npz files. Fashion-MNIST is in test_fashion_mnist.py."""
+and npz files. Fashion-MNIST is in test_fashion_mnist.py; the config rules on dataset settings
+(kinds, fields per kind, num_samples, preprocess, input shape) in test_dataset_config.py."""
 
 from __future__ import annotations
 
@@ -15,8 +16,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from optbuild import datasets
-from optbuild.datasets import SAMPLE_PHOTOS, dataset_fingerprint, load_dataset, load_labeled
+from optbuild.config.schema import DatasetKind
+from optbuild.data import (
+    SAMPLE_PHOTOS,
+    DatasetRequest,
+    batches,
+    files,
+    fingerprint,
+    image_folder,
+    load,
+    load_labeled,
+    sample_photos,
+)
 from optbuild.errors import OptbuildError
 
 PRE = {"resize": 256, "crop": 224, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
@@ -25,22 +36,29 @@ SHAPE = [1, 3, 224, 224]
 LOW, HIGH = -0.485 / 0.229, (1 - 0.406) / 0.224
 
 
+def request(kind="sample_photos", path=None, n=8, seed=0, key=None, preprocess=PRE, shape=SHAPE,
+            label_map=None):
+    return DatasetRequest(kind=kind, path=None if path is None else str(path), num_samples=n,
+                          seed=seed, key=key, label_map=label_map, preprocess=preprocess,
+                          input_shape=shape)
+
+
 def photos(n, seed=0, preprocess=PRE, shape=SHAPE):
-    return load_dataset("sample_photos", None, n, seed, None, preprocess, shape)
+    return load(request(n=n, seed=seed, preprocess=preprocess, shape=shape))
 
 
 def folder(path, n, seed=0, preprocess=PRE, shape=SHAPE, label_map=None):
-    return load_dataset("image_folder", str(path), n, seed, None, preprocess, shape,
-                        label_map=label_map)
+    return load(request("image_folder", path, n, seed, preprocess=preprocess, shape=shape,
+                        label_map=label_map))
 
 
 def labeled(path, n, seed=0, label_map=None, shape=SHAPE):
-    return load_labeled("image_folder", str(path), n, seed, None, PRE, shape, label_map=label_map)
+    return load_labeled(request("image_folder", path, n, seed, shape=shape, label_map=label_map))
 
 
-def fingerprint(kind="sample_photos", path=None, n=8, seed=0, key=None, preprocess=PRE,
-                shape=SHAPE, label_map=None):
-    return dataset_fingerprint(kind, path, n, seed, key, preprocess, shape, label_map=label_map)
+def fingerprint_of(kind="sample_photos", path=None, n=8, seed=0, key=None, preprocess=PRE,
+                   shape=SHAPE, label_map=None):
+    return fingerprint(request(kind, path, n, seed, key, preprocess, shape, label_map))
 
 
 @pytest.fixture(scope="module")
@@ -79,10 +97,10 @@ def test_sample_photos_are_deterministic_normalised_float32():
 
 
 def test_sample_photos_uses_every_photo():
-    photos_rgb = datasets._photos()
+    photos_rgb = sample_photos.photos()
     assert len(photos_rgb) == len(SAMPLE_PHOTOS) == 8
     palettes = [np.unique(_colors(photo)) for photo in photos_rgb]
-    crops = datasets._sample_crops(len(SAMPLE_PHOTOS), np.random.default_rng(3))
+    crops = sample_photos.sample_crops(len(SAMPLE_PHOTOS), np.random.default_rng(3))
     used = set()
     for crop in crops:
         # A crop's pixels are copied from its photo, so only that photo holds all its colours.
@@ -105,28 +123,22 @@ def test_sample_photos_other_input_sizes_and_grayscale():
     assert gray.min() >= -0.485 / 0.229 - 1e-3 and gray.max() <= (1 - 0.485) / 0.229 + 1e-3
 
 
-@pytest.mark.parametrize("path, key", [("/tmp", None), (None, "x")])
-def test_sample_photos_rejects_path_and_key(path, key):
-    with pytest.raises(OptbuildError, match="does not use 'path' or 'key'"):
-        load_dataset("sample_photos", path, 4, 0, key, PRE, SHAPE)
-
-
 # --- fingerprints -----------------------------------------------------------------------------
 
 
 def test_fingerprint_is_stable_json_and_sensitive():
-    base = fingerprint()
-    assert json.loads(json.dumps(base)) == base == fingerprint()
+    base = fingerprint_of()
+    assert json.loads(json.dumps(base)) == base == fingerprint_of()
     for key in ("kind", "num_samples", "seed", "key", "preprocess", "input_shape"):
         assert key in base
     assert {"scikit-image", "scikit-learn", "matplotlib"} <= set(base["versions"])
     assert base["photos"] == list(SAMPLE_PHOTOS)
     changed = [
-        fingerprint(seed=1),
-        fingerprint(n=9),
-        fingerprint(preprocess={**PRE, "resize": 232}),
-        fingerprint(preprocess={**PRE, "mean": [0.5, 0.5, 0.5]}),
-        fingerprint(shape=[1, 3, 160, 160]),
+        fingerprint_of(seed=1),
+        fingerprint_of(n=9),
+        fingerprint_of(preprocess={**PRE, "resize": 232}),
+        fingerprint_of(preprocess={**PRE, "mean": [0.5, 0.5, 0.5]}),
+        fingerprint_of(shape=[1, 3, 160, 160]),
     ]
     assert all(other != base for other in changed)
 
@@ -134,8 +146,9 @@ def test_fingerprint_is_stable_json_and_sensitive():
 def test_fingerprint_is_cheap():
     """Build-cache keys must not pay for the photo packages' imports or image decoding."""
     code = (
-        "import sys; from optbuild.datasets import dataset_fingerprint as f; "
-        f"f('sample_photos', None, 8, 0, None, {PRE!r}, {SHAPE!r}); "
+        "import sys; from optbuild.data import DatasetRequest, fingerprint as f; "
+        f"f(DatasetRequest('sample_photos', None, 8, 0, preprocess={PRE!r}, "
+        f"input_shape={SHAPE!r})); "
         "heavy = {'skimage', 'sklearn', 'matplotlib', 'PIL', 'torch', 'openvino', 'nncf'}; "
         "print(sorted(heavy & set(sys.modules)))"
     )
@@ -144,27 +157,27 @@ def test_fingerprint_is_cheap():
 
 
 def test_image_folder_fingerprint_follows_content_not_path(image_dir, tmp_path, chelsea):
-    base = fingerprint("image_folder", str(image_dir), n=7)
+    base = fingerprint_of("image_folder", str(image_dir), n=7)
     assert str(image_dir) not in json.dumps(base) and "images" not in json.dumps(base)
     moved = shutil.copytree(image_dir, tmp_path / "elsewhere")
-    assert fingerprint("image_folder", str(moved), n=7) == base
+    assert fingerprint_of("image_folder", str(moved), n=7) == base
 
     chelsea.rotate(180).save(moved / "cat1.jpg")
-    edited = fingerprint("image_folder", str(moved), n=7)
+    edited = fingerprint_of("image_folder", str(moved), n=7)
     assert edited != base
     os.rename(moved / "cat1.jpg", moved / "cat9.jpg")
-    assert fingerprint("image_folder", str(moved), n=7) != edited
+    assert fingerprint_of("image_folder", str(moved), n=7) != edited
 
 
 def test_npz_fingerprint_follows_content_not_path(tmp_path):
     data = np.zeros((4, *SHAPE[1:]), np.float32)
     np.savez(tmp_path / "a.npz", x=data)
     np.savez(tmp_path / "b.npz", x=data)
-    base = fingerprint("npz", str(tmp_path / "a.npz"), n=2)
-    assert base == fingerprint("npz", str(tmp_path / "b.npz"), n=2)
+    base = fingerprint_of("npz", str(tmp_path / "a.npz"), n=2)
+    assert base == fingerprint_of("npz", str(tmp_path / "b.npz"), n=2)
     assert str(tmp_path) not in json.dumps(base)
     np.savez(tmp_path / "b.npz", x=data + 1)
-    assert fingerprint("npz", str(tmp_path / "b.npz"), n=2) != base
+    assert fingerprint_of("npz", str(tmp_path / "b.npz"), n=2) != base
 
 
 # --- image_folder -----------------------------------------------------------------------------
@@ -204,8 +217,6 @@ def test_preprocessing_normalises_and_keeps_layout(tmp_path):
 
 
 def test_image_folder_errors(tmp_path, image_dir):
-    with pytest.raises(OptbuildError, match="needs a 'path'"):
-        load_dataset("image_folder", None, 1, 0, None, PRE, SHAPE)
     with pytest.raises(OptbuildError, match=r"'.*missing' does not exist"):
         folder(tmp_path / "missing", 1)
     (tmp_path / "file.jpg").write_bytes(b"x")
@@ -218,9 +229,7 @@ def test_image_folder_errors(tmp_path, image_dir):
     with pytest.raises(OptbuildError, match="has 7 images but num_samples is 8: lower num_samples"):
         folder(image_dir, 8)
     with pytest.raises(OptbuildError, match="has 7 images"):
-        fingerprint("image_folder", str(image_dir), n=8)
-    with pytest.raises(OptbuildError, match="does not use 'key'"):
-        load_dataset("image_folder", str(image_dir), 1, 0, "x", PRE, SHAPE)
+        fingerprint_of("image_folder", str(image_dir), n=8)
 
 
 def test_image_folder_undecodable_file_is_named(image_dir):
@@ -260,11 +269,11 @@ def test_image_folder_unreadable(chelsea):
             with pytest.raises(OptbuildError, match="cannot read image folder '.*locked'"):
                 folder(locked, 1)
             with pytest.raises(OptbuildError, match="cannot read image folder '.*inner'"):
-                fingerprint("image_folder", os.path.join(base, "open"), n=1)
+                fingerprint_of("image_folder", os.path.join(base, "open"), n=1)
         os.chmod(os.path.join(base, "open", "inner"), 0o755)
         with without_permissions():
             with pytest.raises(OptbuildError, match=r"cannot read '.*cat\.png'"):
-                fingerprint("image_folder", os.path.join(base, "open"), n=1)
+                fingerprint_of("image_folder", os.path.join(base, "open"), n=1)
     finally:
         for path in (base, *(os.path.join(d, n) for d, ds, fs in os.walk(base) for n in ds + fs)):
             os.chmod(path, 0o755)
@@ -323,7 +332,7 @@ def test_label_map_subsets_and_remaps(class_dir):
                                             "num_samples is 7: lower num_samples to at most 6"):
         labeled(class_dir, 7, label_map=label_map)
     with pytest.raises(OptbuildError, match="has 6 images in the label_map's classes"):
-        fingerprint("image_folder", str(class_dir), n=7, label_map=label_map)
+        fingerprint_of("image_folder", str(class_dir), n=7, label_map=label_map)
 
 
 def test_flat_and_mixed_folders(image_dir, tmp_path, chelsea):
@@ -341,61 +350,59 @@ def test_flat_and_mixed_folders(image_dir, tmp_path, chelsea):
         labeled(image_dir, 7)
     assert "\n" not in str(err.value)
     with pytest.raises(OptbuildError, match="mixes layouts"):
-        fingerprint("image_folder", str(image_dir), n=7, label_map={"nested": 0})
+        fingerprint_of("image_folder", str(image_dir), n=7, label_map={"nested": 0})
 
 
-@pytest.mark.parametrize("label_map, message", [
-    ({}, "must be a non-empty mapping"),
-    (["cat"], "must be a non-empty mapping"),
-    ({"cat": -1}, r"label_map\['cat'\] is -1: give a model output index"),
-    ({"cat": "281"}, r"label_map\['cat'\] is '281'"),
-    ({"cat": []}, r"label_map\['cat'\] is \[\]"),
-    ({"cat": [1, 2.0]}, r"label_map\['cat'\] is \[1, 2.0\]"),
-    ({"cat": True}, r"label_map\['cat'\] is True"),
-    ({"cat": 0, "dog": 1}, r"classes \['dog'\] that image folder .* does not have: its classes "
-                           r"are \['cat', 'coffee', 'rocket'\]"),
-])
-def test_bad_label_map(class_dir, label_map, message):
+def test_label_map_class_the_folder_lacks(class_dir):
+    """The config checks label_map's values; only the data knows its classes."""
+    label_map = {"cat": 0, "dog": 1}
+    message = (r"classes \['dog'\] that image folder .* does not have: its classes "
+               r"are \['cat', 'coffee', 'rocket'\]")
     with pytest.raises(OptbuildError, match=message):
         labeled(class_dir, 1, label_map=label_map)
     with pytest.raises(OptbuildError, match=message):
-        fingerprint("image_folder", str(class_dir), n=1, label_map=label_map)
+        fingerprint_of("image_folder", str(class_dir), n=1, label_map=label_map)
+
+
+def test_empty_label_map_is_the_default(class_dir):
+    """The config's label_map is {} when unset: it means class i -> output i, like None."""
+    default, empty = labeled(class_dir, 9, seed=2), labeled(class_dir, 9, seed=2, label_map={})
+    assert empty.classes == default.classes == ["cat", "coffee", "rocket"]
+    assert empty.labels.tolist() == default.labels.tolist()
+    assert empty.samples.tobytes() == default.samples.tobytes()
+    assert (fingerprint_of("image_folder", class_dir, n=9, label_map={})
+            == fingerprint_of("image_folder", class_dir, n=9))
 
 
 def test_labels_only_where_the_data_has_them(tmp_path):
-    data = load_labeled("sample_photos", None, 2, 0, None, PRE, SHAPE)
+    data = load_labeled(request(n=2))
     assert data.labels is None and data.classes is None and data.samples.shape[0] == 2
     np.savez(tmp_path / "x.npz", x=np.zeros((2, *SHAPE[1:]), np.float32))
-    assert load_labeled("npz", str(tmp_path / "x.npz"), 2, 0, None, PRE, SHAPE).labels is None
-    for kind, path in (("sample_photos", None), ("npz", str(tmp_path / "x.npz"))):
-        with pytest.raises(OptbuildError, match=f"dataset '{kind}' has no labels, so 'label_map'"):
-            load_labeled(kind, path, 1, 0, None, PRE, SHAPE, label_map={"a": 0})
-        with pytest.raises(OptbuildError, match=f"dataset '{kind}' has no splits: remove 'split'"):
-            dataset_fingerprint(kind, path, 1, 0, None, PRE, SHAPE, split="test")
+    assert load_labeled(request("npz", tmp_path / "x.npz", n=2)).labels is None
 
 
 def test_folder_fingerprint_hashes_only_the_used_files(class_dir, tmp_path, monkeypatch):
     root = shutil.copytree(class_dir, tmp_path / "copy")
-    base = fingerprint("image_folder", str(root), n=2, seed=4)
-    used = datasets._select_folder(str(root), 2, 4, None, labeled=False).files
+    base = fingerprint_of("image_folder", str(root), n=2, seed=4)
+    used = image_folder.select(request("image_folder", root, n=2, seed=4), labeled=False).files
     unused = sorted({p.relative_to(root).as_posix() for p in root.rglob("*.png")} - set(used))
     hashed = []
-    real = datasets._sha256_file
-    monkeypatch.setattr(datasets, "_sha256_file", lambda p: hashed.append(p) or real(p))
-    datasets._sha256_by_stat.cache_clear()  # digests are kept per process: hash afresh
-    assert fingerprint("image_folder", str(root), n=2, seed=4) == base
+    real = files.read_sha256
+    monkeypatch.setattr(files, "read_sha256", lambda p: hashed.append(p) or real(p))
+    files.forget_digests()  # digests are kept per process: hash afresh
+    assert fingerprint_of("image_folder", str(root), n=2, seed=4) == base
     assert sorted(p.relative_to(root).as_posix() for p in hashed) == sorted(used)
 
     Image.new("RGB", (50, 50), "green").save(root / unused[0])  # same name list, unused file
-    assert fingerprint("image_folder", str(root), n=2, seed=4) == base
+    assert fingerprint_of("image_folder", str(root), n=2, seed=4) == base
     Image.new("RGB", (50, 50), "green").save(root / used[0])
-    changed = fingerprint("image_folder", str(root), n=2, seed=4)
+    changed = fingerprint_of("image_folder", str(root), n=2, seed=4)
     assert changed != base
     Image.new("RGB", (50, 50), "blue").save(root / "cat" / "extra.png")  # the list changed
-    assert fingerprint("image_folder", str(root), n=2, seed=4) != changed
-    label_mapped = fingerprint("image_folder", str(root), n=2, seed=4, label_map={"cat": 0})
-    assert label_mapped != fingerprint("image_folder", str(root), n=2, seed=4,
-                                       label_map={"cat": 1})
+    assert fingerprint_of("image_folder", str(root), n=2, seed=4) != changed
+    label_mapped = fingerprint_of("image_folder", str(root), n=2, seed=4, label_map={"cat": 0})
+    assert label_mapped != fingerprint_of("image_folder", str(root), n=2, seed=4,
+                                          label_map={"cat": 1})
 
 
 # --- npz --------------------------------------------------------------------------------------
@@ -405,21 +412,21 @@ def test_npz_round_trip(tmp_path):
     data = np.random.default_rng(0).normal(size=(6, *SHAPE[1:])).astype(np.float64)
     np.savez(tmp_path / "two.npz", x=data, labels=np.arange(6))
     np.savez(tmp_path / "one.npz", data)
-    picked = load_dataset("npz", str(tmp_path / "two.npz"), 4, 0, "x", PRE, SHAPE)
+    picked = load(request("npz", tmp_path / "two.npz", n=4, key="x"))
     assert picked.shape == (4, *SHAPE[1:]) and picked.dtype == np.float32
     rows = [int(np.argmin(np.abs(data - row).sum(axis=(1, 2, 3)))) for row in picked]
     assert len(set(rows)) == 4
     np.testing.assert_allclose(picked, data[rows].astype(np.float32))
-    single = load_dataset("npz", str(tmp_path / "one.npz"), 6, 0, None, PRE, SHAPE)
+    single = load(request("npz", tmp_path / "one.npz", n=6))
     sums = sorted(data.sum(axis=(1, 2, 3)))
     assert sorted(single.sum(axis=(1, 2, 3))) == pytest.approx(sums, rel=1e-4)
-    again = load_dataset("npz", str(tmp_path / "one.npz"), 6, 0, None, PRE, SHAPE)
+    again = load(request("npz", tmp_path / "one.npz", n=6))
     assert again.tobytes() == single.tobytes()
 
 
 def test_npz_errors(tmp_path):
     def npz(name, n=2, key=None):
-        return load_dataset("npz", str(tmp_path / name), n, 0, key, PRE, SHAPE)
+        return load(request("npz", tmp_path / name, n=n, key=key))
 
     good = np.zeros((3, *SHAPE[1:]), np.float32)
     np.savez(tmp_path / "two.npz", a=good, b=good)
@@ -444,41 +451,37 @@ def test_npz_errors(tmp_path):
     np.save(tmp_path / "plain.npy", good)
     with pytest.raises(OptbuildError, match="is not a valid npz file .*single array"):
         npz("plain.npy")
-    with pytest.raises(OptbuildError, match="needs a 'path'"):
-        load_dataset("npz", None, 1, 0, None, PRE, SHAPE)
 
 
 def test_npz_never_unpickles(tmp_path):
     np.savez(tmp_path / "objects.npz", x=np.array([{"a": 1}, None], dtype=object))
     with pytest.raises(OptbuildError, match="array 'x' cannot be loaded .*allow_pickle=False"):
-        load_dataset("npz", str(tmp_path / "objects.npz"), 1, 0, "x", PRE, SHAPE)
+        load(request("npz", tmp_path / "objects.npz", n=1, key="x"))
 
 
-# --- common argument errors -------------------------------------------------------------------
+# --- the request and batches -----------------------------------------------------------------
 
 
-def test_unknown_kind_lists_valid_kinds():
-    message = "unknown dataset kind 'coco': use one of sample_photos, image_folder, npz, fashion_mnist"
-    with pytest.raises(OptbuildError, match=message):
-        load_dataset("coco", None, 1, 0, None, PRE, SHAPE)
-    with pytest.raises(OptbuildError, match="unknown dataset kind"):
-        fingerprint("coco")
+def test_request_travels_as_plain_data(tmp_path):
+    """Stages get the request as JSON params: the round trip must give the very same data."""
+    original = DatasetRequest(kind=DatasetKind.image_folder, path=str(tmp_path), num_samples=3,
+                              seed=2, label_map={"cat": [1, 2]}, input_shape=[4, 3, 160, 160])
+    data = original.as_data()
+    assert json.loads(json.dumps(data)) == data
+    assert data == {"kind": "image_folder", "path": str(tmp_path), "num_samples": 3, "seed": 2,
+                    "key": None, "split": None, "label_map": {"cat": [1, 2]},
+                    "preprocess": PRE, "input_shape": [4, 3, 160, 160]}
+    again = DatasetRequest.from_data(data)
+    assert again == original and again.kind == "image_folder" and again.batch == 4
+    assert DatasetRequest("npz", "/x.npz", 1, 0).preprocess == PRE  # the ImageNet default
+    assert DatasetRequest("npz", "/x.npz", 1, 0).batch == 1
+    with pytest.raises(TypeError, match="shape"):
+        DatasetRequest.from_data({**data, "shape": [1, 3, 224, 224]})
 
 
-@pytest.mark.parametrize("n", [0, -3])
-def test_num_samples_must_be_positive(n):
-    with pytest.raises(OptbuildError, match=f"num_samples is {n}: it must be an integer >= 1"):
-        photos(n)
-    with pytest.raises(OptbuildError, match="num_samples"):
-        fingerprint(n=n)
-
-
-def test_bad_preprocess_or_shape():
-    with pytest.raises(OptbuildError, match="crop 224 is square but the input is 224x320"):
-        photos(1, shape=[1, 3, 224, 320])
-    with pytest.raises(OptbuildError, match="crop 300 must be between 1 and resize 256"):
-        photos(1, preprocess={**PRE, "crop": 300})
-    with pytest.raises(OptbuildError, match="has 4 channels"):
-        photos(1, shape=[1, 4, 224, 224])
-    with pytest.raises(OptbuildError, match="preprocess .* is invalid"):
-        photos(1, preprocess={"resize": 256})
+def test_batches_are_consecutive_and_full():
+    samples = np.arange(7 * 2, dtype=np.float32).reshape(7, 2)
+    split = batches(samples, 3)
+    assert [b.tolist() for b in split] == [samples[0:3].tolist(), samples[3:6].tolist()]
+    assert [len(b) for b in batches(samples, 1)] == [1] * 7
+    assert batches(samples, 8) == []

@@ -14,9 +14,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from optbuild import datasets
-from optbuild.datasets import (FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, dataset_fingerprint,
-                               fashion_mnist_arrays, load_dataset, load_labeled)
+from optbuild.data import (
+    FASHION_MNIST_CLASSES,
+    FASHION_MNIST_DIR,
+    DatasetRequest,
+    fashion_mnist_arrays,
+    files,
+    fingerprint,
+    load,
+    load_labeled,
+)
 from optbuild.errors import OptbuildError
 
 SMALL = {"resize": 28, "crop": 28, "mean": [0.2860], "std": [0.3530]}
@@ -26,14 +33,17 @@ IMAGENET_SHAPE = [1, 3, 224, 224]
 TEST_FILES = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 
 
+def request(n, seed=0, split=None, label_map=None, path=None, preprocess=SMALL, shape=SMALL_SHAPE):
+    return DatasetRequest("fashion_mnist", path, n, seed, split=split, label_map=label_map,
+                          preprocess=preprocess, input_shape=shape)
+
+
 def fmnist(n, seed=0, split=None, label_map=None, path=None, preprocess=SMALL, shape=SMALL_SHAPE):
-    return load_labeled("fashion_mnist", path, n, seed, None, preprocess, shape, split=split,
-                        label_map=label_map)
+    return load_labeled(request(n, seed, split, label_map, path, preprocess, shape))
 
 
-def fingerprint(n=100, seed=0, split=None, label_map=None, path=None):
-    return dataset_fingerprint("fashion_mnist", path, n, seed, None, SMALL, SMALL_SHAPE,
-                               split=split, label_map=label_map)
+def fingerprint_of(n=100, seed=0, split=None, label_map=None, path=None):
+    return fingerprint(request(n, seed, split, label_map, path))
 
 
 @pytest.fixture
@@ -85,7 +95,7 @@ def test_seeded_deterministic_and_balanced():
     again, other = fmnist(50, seed=0), fmnist(50, seed=1)
     assert again.samples.tobytes() == first.samples[:50].tobytes()
     assert not np.array_equal(again.samples, other.samples)
-    calibration = load_dataset("fashion_mnist", None, 50, 0, None, SMALL, SMALL_SHAPE)
+    calibration = load(request(50))
     assert calibration.tobytes() == again.samples.tobytes()
     train = fmnist(50, split="train")
     assert train.samples.tobytes() != again.samples.tobytes()
@@ -102,23 +112,20 @@ def test_label_map_keeps_and_remaps_classes():
         fmnist(2001, label_map=label_map)
     with pytest.raises(OptbuildError, match="split 'test' has 10000 images but num_samples is "
                                             "10001: lower num_samples to at most 10000"):
-        fingerprint(10001)
+        fingerprint_of(10001)
     with pytest.raises(OptbuildError, match=r"classes \['Shoe'\] that fashion_mnist does not "
                                             r"have: its classes are \['T-shirt/top', 'Trouser'"):
-        fingerprint(label_map={"Shoe": 1})
+        fingerprint_of(label_map={"Shoe": 1})
 
 
-def test_argument_errors():
+def test_raw_split_must_exist():
+    """fashion_mnist_arrays is called directly (examples/), not only through a checked config."""
     with pytest.raises(OptbuildError, match="split 'val' does not exist: use test or train"):
-        fmnist(1, split="val")
-    with pytest.raises(OptbuildError, match="dataset 'fashion_mnist' does not use 'key'"):
-        load_dataset("fashion_mnist", None, 1, 0, "x", SMALL, SMALL_SHAPE)
-    with pytest.raises(OptbuildError, match="dataset 'image_folder' has no splits"):
-        dataset_fingerprint("image_folder", "/tmp", 1, 0, None, SMALL, SMALL_SHAPE, split="test")
+        fashion_mnist_arrays("val")
 
 
 def test_missing_files_say_how_to_install(tmp_path):
-    for call in (lambda: fmnist(1, path=str(tmp_path)), lambda: fingerprint(path=str(tmp_path))):
+    for call in (lambda: fmnist(1, path=str(tmp_path)), lambda: fingerprint_of(path=str(tmp_path))):
         with pytest.raises(OptbuildError) as err:
             call()
         message = str(err.value)
@@ -135,7 +142,7 @@ def test_damaged_files_are_named(test_copy):
     labels.write_bytes(labels.read_bytes()[:200])  # truncated gzip stream
     with pytest.raises(OptbuildError, match=r"cannot read Fashion-MNIST file '.*t10k-labels.*'"
                                             r" \(.*\): it is damaged; reinstall"):
-        fingerprint(path=str(test_copy))
+        fingerprint_of(path=str(test_copy))
     with gzip.open(labels, "wb") as f:  # valid gzip, wrong magic number
         f.write(b"\x00\x00\x08\x03" + bytes(100))
     with pytest.raises(OptbuildError, match=r"t10k-labels-idx1-ubyte.gz' is not a valid 1-d idx"):
@@ -148,18 +155,18 @@ def test_damaged_files_are_named(test_copy):
 
 
 def test_fingerprint_follows_content_split_and_label_map(test_copy, monkeypatch):
-    base = fingerprint(path=str(test_copy))
-    assert base == fingerprint()  # the same bytes as the installed files, wherever they are
+    base = fingerprint_of(path=str(test_copy))
+    assert base == fingerprint_of()  # the same bytes as the installed files, wherever they are
     assert str(test_copy) not in json.dumps(base)
-    assert fingerprint(split="test") == base
-    assert fingerprint(split="train") != base
-    assert fingerprint(label_map={"Bag": 8}) != base
-    assert fingerprint(label_map={"Bag": 8}) != fingerprint(label_map={"Bag": 9})
+    assert fingerprint_of(split="test") == base
+    assert fingerprint_of(split="train") != base
+    assert fingerprint_of(label_map={"Bag": 8}) != base
+    assert fingerprint_of(label_map={"Bag": 8}) != fingerprint_of(label_map={"Bag": 9})
 
     hashed = []
-    real = datasets._sha256_file
-    monkeypatch.setattr(datasets, "_sha256_file", lambda p: hashed.append(p) or real(p))
-    assert fingerprint(path=str(test_copy), n=5) != base  # n is part of it, the files are cached
+    real = files.read_sha256
+    monkeypatch.setattr(files, "read_sha256", lambda p: hashed.append(p) or real(p))
+    assert fingerprint_of(path=str(test_copy), n=5) != base  # n is part of it, the files are cached
     assert hashed == []
     images = test_copy / TEST_FILES[0]
     with gzip.open(images) as f:
@@ -167,14 +174,15 @@ def test_fingerprint_follows_content_split_and_label_map(test_copy, monkeypatch)
     pixels[-1] ^= 0xFF  # one pixel of the last image
     with gzip.open(images, "wb") as f:
         f.write(bytes(pixels))
-    assert fingerprint(path=str(test_copy)) != base
+    assert fingerprint_of(path=str(test_copy)) != base
     assert len(hashed) == 1
 
 
 def test_fingerprint_is_cheap():
     code = (
-        "import sys; from optbuild.datasets import dataset_fingerprint as f; "
-        f"f('fashion_mnist', None, 10, 0, None, {SMALL!r}, {SMALL_SHAPE!r}, split='train'); "
+        "import sys; from optbuild.data import DatasetRequest, fingerprint as f; "
+        f"f(DatasetRequest('fashion_mnist', None, 10, 0, split='train', preprocess={SMALL!r}, "
+        f"input_shape={SMALL_SHAPE!r})); "
         "print(sorted({'PIL', 'torch', 'skimage', 'sklearn'} & set(sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from conftest import manifest_of
 
-from optbuild.stages.nvidia.planning import missing_for_engine
+from optbuild.planning.host import LocalHost
 
-MISSING = missing_for_engine()
+MISSING = LocalHost().missing_for_engine()
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(bool(MISSING), reason="; ".join(MISSING) or "ready")]
 
 

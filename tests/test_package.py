@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from optbuild.errors import OptbuildError
-from optbuild.package import MANIFEST, Packaged, package
+from optbuild.publish.manifest import MANIFEST
+from optbuild.publish.package import Packaged, package
 
 
 def make_files(tmp_path: Path, tag: str, contents: dict[str, bytes]) -> tuple[dict[str, Path], list[dict]]:

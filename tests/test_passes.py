@@ -13,8 +13,8 @@ import real_models
 from onnx import TensorProto, helper, numpy_helper
 
 from optbuild.errors import OptbuildError
-from optbuild.model_facts import onnx_facts
 from optbuild.passes import PassParams, onnx_io, parse_passes, register
+from optbuild.publish.model_facts import onnx_facts
 from optbuild.stages.surgery import run_passes
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import Cli, error_line, manifest_of
 
-from optbuild.digest import sha256_file
+from optbuild.core.digest import sha256_file
 
 QUICK = ("calibration.num_samples=32", "validate.num_samples=16", "benchmark.iterations=10")
 

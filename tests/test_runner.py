@@ -11,12 +11,16 @@ mode puts tests/ itself on sys.path, since tests/ has no __init__.py).
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
 
 from optbuild.errors import OptbuildError
-from optbuild.runner import Runner, StageResult, StageSpec
+from optbuild.pipeline.runner import Runner
+from optbuild.pipeline.stage import Dependency, KeyMaterial, Output, StageResult, StageSpec
+from optbuild.publish.manifest import stage_entry
+from optbuild.publish.verify import check_chain
 from optbuild.store import Store
 
 try:
@@ -31,8 +35,8 @@ class Recorder:
     def __init__(self) -> None:
         self.calls: list[tuple] = []
 
-    def started(self, stage: str) -> None:
-        self.calls.append(("started", stage))
+    def started(self, spec: StageSpec) -> None:
+        self.calls.append(("started", spec.name))
 
     def finished(self, result: StageResult) -> None:
         self.calls.append(("finished", result.name, result.cache_hit))
@@ -43,17 +47,22 @@ def executions(log: Path) -> list[str]:
     return [line.split()[0] for line in log.read_text().splitlines()] if log.exists() else []
 
 
+def logged(log: Path) -> dict[str, Dependency]:
+    """The execution log as a dependency with a location only: never part of a key."""
+    return {"log": Dependency(None, str(log))}
+
+
 def pipeline(log: Path, text: str = "hello", suffix: str = "!", **produce_extra) -> list[StageSpec]:
     produce = StageSpec(
         "produce", 1, stage_fns.produce,
         params={"text": text, **produce_extra},
-        locations={"log": str(log)},
+        deps=logged(log),
     )
     transform = StageSpec(
         "transform", 1, stage_fns.transform,
-        inputs={"a.txt": ("produce", "a.txt")},
+        inputs={"a.txt": Output("produce", "a.txt")},
         params={"suffix": suffix},
-        locations={"log": str(log)},
+        deps=logged(log),
     )
     return [produce, transform]
 
@@ -175,7 +184,7 @@ def test_missing_upstream_blob_reruns_upstream_only(first, cache: Path, log: Pat
 
 def test_stage_error_reaches_caller(cache: Path, log: Path) -> None:
     message = "no calibration images under /data/cal: set dataset.path=..."
-    spec = StageSpec("boom", 1, stage_fns.fail, params={"message": message}, locations={"log": str(log)})
+    spec = StageSpec("boom", 1, stage_fns.fail, params={"message": message}, deps=logged(log))
     observer = Recorder()
     runner = Runner(Store(cache), observer)
     with pytest.raises(OptbuildError) as info:
@@ -184,7 +193,7 @@ def test_stage_error_reaches_caller(cache: Path, log: Path) -> None:
     assert str(info.value) == message
     assert executions(log) == ["fail"]  # it did run, in the child
     assert observer.calls == [("started", "boom")]
-    assert runner.store.get_action(spec.key({})) is None  # nothing recorded
+    assert runner.store.get_action(spec.material({}).key()) is None  # nothing recorded
     assert "boom" not in runner.results
     # The lock was released and nothing was cached: running again runs (and fails) again.
     with pytest.raises(OptbuildError, match="no calibration images"):
@@ -205,39 +214,54 @@ def test_error_stops_pipeline(cache: Path, log: Path) -> None:
 # -- keys ------------------------------------------------------------------------------------
 
 
-def test_key_ignores_locations_but_not_external(tmp_path: Path) -> None:
+def key(spec: StageSpec, inputs: dict[str, str] | None = None) -> str:
+    return spec.material(inputs or {}).key()
+
+
+def test_key_ignores_locations_but_not_fingerprints(tmp_path: Path) -> None:
     base = StageSpec("load", 1, stage_fns.produce, params={"text": "t"},
-                     external={"weights": "aa" * 32}, locations={"weights": "/models/a.pt"})
-    moved = dataclasses.replace(base, locations={"weights": "/elsewhere/copy-of-a.pt"})
-    assert moved.key({}) == base.key({})
-    changed = dataclasses.replace(base, external={"weights": "bb" * 32})
-    assert changed.key({}) != base.key({})
+                     deps={"weights": Dependency("aa" * 32, "/models/a.pt")})
+    moved = dataclasses.replace(base, deps={"weights": Dependency("aa" * 32, "/elsewhere/copy-of-a.pt")})
+    assert key(moved) == key(base)
+    changed = dataclasses.replace(base, deps={"weights": Dependency("bb" * 32, "/models/a.pt")})
+    assert key(changed) != key(base)
     # Everything else that defines the result is in the key too.
-    assert dataclasses.replace(base, version=2).key({}) != base.key({})
-    assert dataclasses.replace(base, name="other").key({}) != base.key({})
-    assert dataclasses.replace(base, params={"text": "u"}).key({}) != base.key({})
-    assert base.key({"x": "1" * 64}) != base.key({"x": "2" * 64})
-    assert base.key({"x": "1" * 64}) != base.key({"y": "1" * 64})
+    assert key(dataclasses.replace(base, version=2)) != key(base)
+    assert key(dataclasses.replace(base, name="other")) != key(base)
+    assert key(dataclasses.replace(base, params={"text": "u"})) != key(base)
+    assert key(base, {"x": "1" * 64}) != key(base, {"x": "2" * 64})
+    assert key(base, {"x": "1" * 64}) != key(base, {"y": "1" * 64})
     # Keys are deterministic and independent of dict order.
     reordered = dataclasses.replace(base, params={"b": 1, "a": 2})
-    assert reordered.key({}) == dataclasses.replace(base, params={"a": 2, "b": 1}).key({})
+    assert key(reordered) == key(dataclasses.replace(base, params={"a": 2, "b": 1}))
 
 
-def test_runner_locations_change_hits_external_change_misses(cache: Path, tmp_path: Path) -> None:
+def test_a_name_cannot_be_both_param_and_dependency() -> None:
+    with pytest.raises(ValueError, match="both a param and a dependency"):
+        StageSpec("load", 1, stage_fns.produce, params={"log": 1}, deps={"log": Dependency(None, "/x")})
+
+
+def test_worker_sees_locations_and_params() -> None:
+    spec = StageSpec("load", 1, stage_fns.produce, params={"text": "t"},
+                     deps={"weights": Dependency("aa" * 32, "/models/a.pt"), "gpu": Dependency({"name": "x"})})
+    assert spec.worker_params() == {"text": "t", "weights": "/models/a.pt"}  # no location: nothing to pass
+    assert spec.material({}).external == {"weights": "aa" * 32, "gpu": {"name": "x"}}
+
+
+def test_runner_locations_change_hits_fingerprint_change_misses(cache: Path, tmp_path: Path) -> None:
     log_a, log_b = tmp_path / "a.log", tmp_path / "b.log"
     spec = StageSpec("produce", 1, stage_fns.produce, params={"text": "x"},
-                     external={"src": "11" * 32}, locations={"log": str(log_a)})
+                     deps={"log": Dependency("11" * 32, str(log_a))})
     (r1,) = run(cache, [spec])[2]
     assert not r1.cache_hit and executions(log_a) == ["produce"]
 
     # Same file contents at another place: a hit, the function does not run.
-    (r2,) = run(cache, [dataclasses.replace(spec, locations={"log": str(log_b)})])[2]
+    (r2,) = run(cache, [dataclasses.replace(spec, deps={"log": Dependency("11" * 32, str(log_b))})])[2]
     assert r2.cache_hit and r2.key == r1.key
     assert executions(log_b) == []
 
-    # Different external contents: a miss, the function runs (and sees the new location).
-    (r3,) = run(cache, [dataclasses.replace(spec, external={"src": "22" * 32},
-                                            locations={"log": str(log_b)})])[2]
+    # Different contents: a miss, the function runs (and sees the new location).
+    (r3,) = run(cache, [dataclasses.replace(spec, deps={"log": Dependency("22" * 32, str(log_b))})])[2]
     assert not r3.cache_hit and r3.key != r1.key
     assert executions(log_b) == ["produce"]
 
@@ -250,3 +274,26 @@ def test_rerun_over_same_size_corrupt_blob(first, cache: Path, log: Path) -> Non
     runner, _, (a, b) = run(cache, pipeline(log, suffix="?", unused="x"))
     assert (a.cache_hit, b.cache_hit) == (False, False)
     assert runner.output_path("transform", "b.txt").read_text() == "HELLO?"
+
+
+# -- one key type ----------------------------------------------------------------------------
+
+
+def test_runner_manifest_and_verify_compute_the_same_keys(first) -> None:
+    """The runner keys a stage, the manifest records its material, verify recomputes the key
+    from that record: all three go through KeyMaterial, so they agree, field for field."""
+    runner, _, results = first
+    entries = [stage_entry(result) for result in results]
+    for result, entry in zip(results, entries):
+        assert KeyMaterial.from_record(entry) == result.material
+        assert KeyMaterial.from_record(json.loads(json.dumps(entry))).key() == entry["key"] == result.key
+    manifest = {"stages": entries,
+                "artifacts": [{"path": "b.txt", "sha256": results[1].outputs["b.txt"].sha256}]}
+    assert all(finding.ok for finding in check_chain(manifest))
+    # Every field of the material is recorded: a field added to the key but not to the record
+    # would make verify's recomputation differ.
+    recorded = set(KeyMaterial.RECORDED) | {"stage", "inputs"}
+    assert recorded == {f.name for f in dataclasses.fields(KeyMaterial)}
+    entries[1]["params"]["suffix"] = "?"  # an edited record no longer recomputes to its key
+    assert [f.message for f in check_chain(manifest) if not f.ok] == [
+        "transform: recorded key does not recompute from its inputs, config slice and toolchain"]

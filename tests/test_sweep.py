@@ -11,8 +11,8 @@ from pathlib import Path
 
 from conftest import error_line, manifest_of
 
-from optbuild.report import mark_pareto, write_report
-from optbuild.sweep_record import JobRecord, write_record
+from optbuild.sweep.record import JobRecord, write_record
+from optbuild.sweep.report import mark_pareto, write_report
 
 FAST = ("benchmark.enabled=false",)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

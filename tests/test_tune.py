@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import error_line, manifest_of
 
-from optbuild.digest import sha256_file
+from optbuild.core.digest import sha256_file
 
 NO_EVAL = ("validate.enabled=false", "benchmark.enabled=false")
 
@@ -109,8 +109,9 @@ def test_bad_tune_settings_fail_before_any_work(cli, tmp_path: Path, override: s
     ("int8", ["FP32", "BF16", "INT8"], [None, "f32", "bf16"]),
 ])
 def test_default_inference_precisions_never_go_below_the_build(precision, capabilities, expected):
-    from optbuild.cpu_info import ALLOWED_INFERENCE_PRECISIONS, default_inference_precisions
+    from optbuild.config.choices import ALLOWED_INFERENCE_PRECISIONS, PrecisionName
+    from optbuild.stages.intel.cpu import default_inference_precisions
 
     chosen = default_inference_precisions(precision, capabilities)
     assert chosen == expected
-    assert all(p is None or p in ALLOWED_INFERENCE_PRECISIONS[precision] for p in chosen)
+    assert all(p is None or p in ALLOWED_INFERENCE_PRECISIONS[PrecisionName(precision)] for p in chosen)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import error_line, manifest_of
 
-from optbuild.digest import sha256_file
+from optbuild.core.digest import sha256_file
 
 FAST = ("benchmark.enabled=false",)
 
@@ -131,13 +131,13 @@ def _engine_manifest(plan_digest: str, layer_hash: str, cosine: float) -> dict:
 
 
 def test_engines_reproduce_by_layer_hash_and_tolerance_not_bytes():
-    from optbuild.verify import _compare_stages
+    from optbuild.publish.rebuild import compare_stages
 
     recorded = _engine_manifest("1" * 64, "h" * 64, 0.9990)
     same_tactics = _engine_manifest("2" * 64, "h" * 64, 0.9992)  # other bytes: engines differ
-    [finding] = _compare_stages(recorded, same_tactics)
+    [finding] = compare_stages(recorded, same_tactics)
     assert finding.ok and "layer/tactic hash" in finding.message
-    [finding] = _compare_stages(recorded, _engine_manifest("2" * 64, "x" * 64, 0.9990))
+    [finding] = compare_stages(recorded, _engine_manifest("2" * 64, "x" * 64, 0.9990))
     assert not finding.ok and "stage 'engine': the layer/tactic hash differs" in finding.message
-    [finding] = _compare_stages(recorded, _engine_manifest("2" * 64, "h" * 64, 0.95))
+    [finding] = compare_stages(recorded, _engine_manifest("2" * 64, "h" * 64, 0.95))
     assert not finding.ok and "beyond tolerance" in finding.message

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from optbuild.datasets import fashion_mnist_arrays, load_labeled
+from optbuild.data import DatasetRequest, fashion_mnist_arrays, load_labeled
 
 # Fashion-MNIST train-split pixel mean and std (of x / 255); the recipe uses the same numbers.
 MEAN, STD = 0.2860, 0.3530
@@ -61,7 +61,8 @@ def main() -> None:
     torch.set_num_threads(2)
     images, ids = fashion_mnist_arrays("train", args.data)
     x_train, y_train = normalise(images), torch.from_numpy(ids.astype(np.int64))
-    test = load_labeled("fashion_mnist", args.data, 10000, 0, None, PREPROCESS, SHAPE, split="test")
+    test = load_labeled(DatasetRequest("fashion_mnist", args.data, 10000, 0, split="test", preprocess=PREPROCESS,
+                                        input_shape=SHAPE))
     assert test.labels is not None
     x_test, y_test = torch.from_numpy(test.samples), torch.from_numpy(test.labels[:, 0])
 

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 from pydantic import ValidationError as PydanticError
 
-from optbuild.errors import OptbuildError
+from optbuild.errors import OptbuildError, first_line
 
 ENTRY_POINT_GROUP = "optbuild.passes"
 BUILTIN_MODULES = ("structure", "shapes", "rewrite", "preprocess", "quantization")
@@ -129,7 +129,7 @@ def _load_plugin(ep: metadata.EntryPoint) -> PassInfo:
     except OptbuildError as err:
         raise OptbuildError(f"pass plugin {where} cannot be loaded: {err.message}") from err
     except Exception as err:  # noqa: BLE001 - any import failure of third-party code means the same
-        first = (str(err).strip().splitlines() or [""])[0]
+        first = first_line(err)
         raise OptbuildError(
             f"pass plugin {where} cannot be loaded ({type(err).__name__}: {first}); fix or uninstall it"
         ) from err

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from optbuild.errors import OptbuildError
+from optbuild.errors import OptbuildError, first_line
 from optbuild.passes import PassInfo, Tolerance
 from optbuild.passes.onnx_io import TensorSpec, graph_inputs, graph_outputs, random_array, session
 
@@ -151,14 +151,14 @@ def verify(info: PassInfo, params: dict[str, Any], before: Any, after: Any, sess
         return {"verified": False, "reason": str(why), **record}
     except Exception as err:  # noqa: BLE001 - the reference graph itself does not run
         return {"verified": False, "reason": f"ONNX Runtime cannot run the graph before the pass: "
-                f"{_first_line(err)}", **record}
+                f"{first_line(err)}", **record}
     diffs: dict[str, OutputDiff] = {}
     for case in cases:
         try:
             actual = sessions.run(after, case.feeds)
         except Exception as err:  # noqa: BLE001 - a graph ORT cannot run after a pass is the pass's fault
             raise OptbuildError(
-                f"pass '{info.name}' produced a graph ONNX Runtime cannot run: {_first_line(err)}"
+                f"pass '{info.name}' produced a graph ONNX Runtime cannot run: {first_line(err)}"
             ) from err
         for name, expected in case.expected.items():
             got = actual[name]
@@ -183,5 +183,3 @@ def verify(info: PassInfo, params: dict[str, Any], before: Any, after: Any, sess
             "max_rel_error": max(d.max_rel for d in diffs.values()), **record}
 
 
-def _first_line(err: BaseException) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0][:300]

@@ -119,19 +119,39 @@ def checked(model: Any, scratch: str | None = None, check: bool = True) -> Any:
         return onnx.load(inferred_path)
 
 
-def session(model: Any, scratch: str | None = None) -> Any:
-    """An ONNX Runtime CPU session running the graph as written (no ORT graph rewrites, so that
-    what is compared is the graph's own arithmetic)."""
+def cpu_session(model: Any, *, optimization: str = "all", threads: int | None = None, spinning: bool = True,
+                scratch: str | None = None) -> Any:
+    """An ONNX Runtime CPU session of a model path, serialized bytes or ModelProto.
+
+    `optimization`: "all" (ONNX Runtime's default), "basic" (Q/DQ nodes run as the graph
+    writes them) or "none" (the graph's own arithmetic, for comparing graphs). `spinning=False`
+    keeps its idle workers from stealing the cores of whatever runs next (benchmarks)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.graph_optimization_level = {
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    }[optimization]
     options.log_severity_level = 3
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     providers = ["CPUExecutionProvider"]
+    if isinstance(model, (str, bytes, Path)):
+        return ort.InferenceSession(str(model) if isinstance(model, Path) else model, options, providers=providers)
     if not is_large(model):
         return ort.InferenceSession(model.SerializeToString(), options, providers=providers)
     with on_disk(model, scratch) as path:
         return ort.InferenceSession(path, options, providers=providers)
+
+
+def session(model: Any, scratch: str | None = None) -> Any:
+    """A session running the graph as written (no ORT graph rewrites, so that what is compared
+    is the graph's own arithmetic)."""
+    return cpu_session(model, optimization="none", scratch=scratch)
 
 
 def random_array(rng: np.random.Generator, dtype: str, shape: list[int]) -> np.ndarray:

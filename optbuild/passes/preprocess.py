@@ -7,11 +7,11 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
+from optbuild.config.schema import IMAGENET_MEAN, IMAGENET_STD
 from optbuild.errors import OptbuildError
 from optbuild.passes import ROUNDING, PassParams, register
 from optbuild.passes.check import Case, Graphs, Unverifiable, concrete_shape
 from optbuild.passes.onnx_io import graph_inputs, graph_outputs, random_array
-from optbuild.schema import IMAGENET_MEAN, IMAGENET_STD
 
 
 class PreprocessParams(PassParams):

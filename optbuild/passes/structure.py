@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from optbuild.errors import OptbuildError
+from optbuild.errors import OptbuildError, first_line
 from optbuild.passes import EXACT, ROUNDING, PassParams, register
 from optbuild.passes.onnx_io import is_large, on_disk
 
@@ -136,7 +136,7 @@ def convert_opset(model: Any, opset: int) -> Any:
             onnx.external_data_helper.load_external_data_for_model(converted, str(Path(path).parent))
             return converted
     except Exception as err:  # noqa: BLE001 - the converter raises plain RuntimeErrors
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        first = first_line(err)
         raise OptbuildError(
             f"convert_opset: ONNX's version converter cannot take this graph from opset {current} "
             f"to {opset}: {first}"

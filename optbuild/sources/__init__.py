@@ -12,7 +12,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from optbuild.errors import OptbuildError
+from optbuild.errors import OptbuildError, first_line
 
 ENTRY_POINT_GROUP = "optbuild.sources"
 BUILTIN = ("torchvision", "efficientnet_lite0", "onnx")
@@ -66,7 +66,7 @@ def plugin(name: str) -> ModelSource:
         loaded = ep.load()
         source = loaded() if isinstance(loaded, type) else loaded
     except Exception as err:  # noqa: BLE001 - any failure of third-party code means the same
-        first = (str(err).strip().splitlines() or [""])[0]
+        first = first_line(err)
         raise OptbuildError(f"{where} cannot be loaded ({type(err).__name__}: {first}); fix or uninstall it") from err
     if not isinstance(source, ModelSource):
         raise OptbuildError(f"{where} is not a model source: it needs identity(model) and write_onnx(model, path)")
@@ -81,7 +81,7 @@ def plugin_identity(name: str, model: dict[str, Any]) -> dict[str, Any]:
     except OptbuildError:
         raise
     except Exception as err:  # noqa: BLE001
-        first = (str(err).strip().splitlines() or [""])[0]
+        first = first_line(err)
         raise OptbuildError(f"source plugin '{name}' failed to identify the model ({type(err).__name__}: {first})") from err
     return {"plugin": origin(name), "identity": identity}
 
@@ -105,7 +105,7 @@ def write_plugin_onnx(inputs: dict[str, str], params: dict[str, Any], out_dir: s
         except OptbuildError:
             raise
         except Exception as err:  # noqa: BLE001
-            first = (str(err).strip().splitlines() or [""])[0]
+            first = first_line(err)
             raise OptbuildError(
                 f"source plugin '{name}' did not produce a valid ONNX model ({type(err).__name__}: {first})"
             ) from err

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from optbuild.digest import sha256_file
-from optbuild.errors import OptbuildError
+from optbuild.core.digest import sha256_file
+from optbuild.errors import OptbuildError, first_line
 
 
 def checked_path(path: str) -> Path:
@@ -28,7 +28,7 @@ def external_data_files(path: Path) -> list[Path]:
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as err:  # noqa: BLE001 - protobuf errors mean "not a model"
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        first = first_line(err)
         raise OptbuildError(f"model.path '{path}' is not a valid ONNX model: {first}") from err
     folder = path.parent
     files = set()
@@ -80,13 +80,13 @@ def import_onnx(inputs: dict[str, str], params: dict[str, Any], out_dir: str) ->
 
     from optbuild.passes.onnx_io import is_large, load, save
 
-    path = checked_path(params["path"])
+    path = checked_path(params["model"])
     try:
         model = load(path)
         onnx.checker.check_model(str(path) if is_large(model) else model)
     except Exception as err:  # noqa: BLE001 - protobuf and checker errors both mean "not a model"
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise OptbuildError(f"model.path '{params['path']}' is not a valid ONNX model: {first}") from err
+        first = first_line(err)
+        raise OptbuildError(f"model.path '{params['model']}' is not a valid ONNX model: {first}") from err
     files = save(model, Path(out_dir, "model.onnx"))
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     return {"files": files, "data": {"opset": opset, "external_data": len(files) > 1}}

@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from optbuild.digest import sha256_file
+from optbuild.core.digest import sha256_file
 from optbuild.errors import OptbuildError
 
 EFFICIENTNET_LITE0 = "efficientnet-lite0"
@@ -72,7 +72,7 @@ def fetch_weights(inputs: dict[str, str], params: dict[str, Any], out_dir: str) 
     target = Path(out_dir, "weights.pt")
     if weights == LOCAL_WEIGHTS:
         _check_arch(source, name)
-        shutil.copyfile(local_weights(params["weights_path"]), target)
+        shutil.copyfile(local_weights(params["checkpoint"]), target)
         return {"files": ["weights.pt"], "data": {"weights": "local checkpoint"}}
     if source == "efficientnet_lite0":
         shutil.copyfile(efficientnet_weights_file(), target)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from optbuild.errors import OptbuildError
+from optbuild.errors import OptbuildError, first_line
 from optbuild.sources.torch_models import build_module
 
 
@@ -28,9 +28,8 @@ def export_onnx(inputs: dict[str, str], params: dict[str, Any], out_dir: str) ->
                 do_constant_folding=True,
             )
     except Exception as err:  # noqa: BLE001 - exporter failures come in many types
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise OptbuildError(
-            f"torch.onnx.export failed for {params['name']} at opset {params['opset']}: {first}; "
+            f"torch.onnx.export failed for {params['name']} at opset {params['opset']}: {first_line(err)}; "
             "check model.inputs shapes or try another export.opset"
         ) from err
     return {"files": ["model.onnx"], "data": {"opset": params["opset"]}}

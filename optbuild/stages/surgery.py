@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from optbuild.errors import OptbuildError
+from optbuild.errors import OptbuildError, first_line
 from optbuild.passes import PassInfo, get
 from optbuild.passes.check import Sessions, verify
 from optbuild.passes.onnx_io import checked, io_summary, load, save
@@ -63,7 +63,7 @@ def apply(info: PassInfo, params: dict[str, Any], model: Any, scratch: str | Non
     except OptbuildError:
         raise
     except Exception as err:  # noqa: BLE001 - graph tools raise anything; the pass is to blame
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+        first = first_line(err)
         raise OptbuildError(f"pass '{info.name}' failed: {type(err).__name__}: {first}") from err
 
 

@@ -10,15 +10,17 @@ from typing import Any
 
 import numpy as np
 
+from optbuild.core.digest import sha256_file
+from optbuild.data import DatasetRequest, load_labeled
 from optbuild.errors import OptbuildError
-from optbuild.metrics import latency_stats, paired_outputs, validation_metrics
+from optbuild.passes.onnx_io import cpu_session
+from optbuild.stages.metrics import latency_stats, paired_outputs, validation_metrics
 from optbuild.stages.nvidia import engine
+from optbuild.stages.nvidia.kit import write_spec
 
 
 def build_engine(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> dict[str, Any]:
-    from optbuild.stages.nvidia.kit import write_spec
-
-    cache_path = params.get("timing_cache_path")
+    cache_path = params.get("timing_cache")
     try:
         engine.load_tensorrt()
         report = engine.build(params["spec"], inputs["model.onnx"], out_dir,
@@ -27,8 +29,9 @@ def build_engine(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -
         raise OptbuildError(f"TensorRT engine build failed: {err}") from err
     shutil.copyfile(inputs["model.onnx"], Path(out_dir, "model.onnx"))
     write_spec(params["spec"], inputs["model.onnx"], out_dir)
+    timing = {"sha256": sha256_file(Path(out_dir, "timing.cache"))}
     return {"files": ["model.plan", "model.onnx", "build_spec.json", "engine.json", "timing.cache"],
-            "data": {"engine": report}}
+            "data": {"engine": report, "timing_cache_out": timing}}
 
 
 class EngineRunner:
@@ -76,21 +79,13 @@ class EngineRunner:
         return outs[self.outputs[0]].float().cpu().numpy()
 
 
-def _reference(path: str) -> Any:
-    import onnxruntime as ort
-
-    return ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-
-
 def validate(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> dict[str, Any]:
-    from optbuild.datasets import load_labeled
-
-    shape = params["input_shape"]
-    data = load_labeled(input_shape=shape, **params["dataset"])
-    reference = _reference(inputs["reference.onnx"])
+    request = DatasetRequest.from_data(params["dataset"])
+    data = load_labeled(request)
+    reference = cpu_session(inputs["reference.onnx"])
     runner = EngineRunner(inputs["model.plan"], params["version_compatible"])
     name = reference.get_inputs()[0].name
-    ref_out, eng_out = paired_outputs(data.samples, shape[0], lambda x: reference.run(None, {name: x})[:1],
+    ref_out, eng_out = paired_outputs(data.samples, request.batch, lambda x: reference.run(None, {name: x})[:1],
                                       lambda x: [runner(x)])  # the runner returns the first output
     metrics = validation_metrics(ref_out, eng_out, [reference.get_outputs()[0].name], data.labels)
     return {"files": [], "data": {"validation": {**metrics, "runtime": "tensorrt"}}}
@@ -100,7 +95,7 @@ def benchmark(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> d
     """Engine latency from CUDA events on its stream, interleaved with FP32 ONNX Runtime (CPU)."""
     import time
 
-    reference = _reference(inputs["reference.onnx"])
+    reference = cpu_session(inputs["reference.onnx"])
     runner = EngineRunner(inputs["model.plan"], params["version_compatible"])
     torch = runner.torch
     name = reference.get_inputs()[0].name

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from optbuild.passes.onnx_io import cpu_session
+
 FP16_MAX = 65504.0
 OVERFLOW_HEADROOM = 4.0  # block a node whose calibration |max| exceeds FP16_MAX / 4
 OVERFLOW_PRONE_OPS = ("Exp", "Pow", "ReduceSumSquare", "ReduceL2", "ReduceLogSumExp", "Softplus")
@@ -28,7 +30,6 @@ BF16_OPSET = 22
 def float_outputs_max(model: Any, batches: list[np.ndarray]) -> dict[str, float]:
     """|max| of every float intermediate tensor over the batches, keyed by producing node name."""
     import onnx
-    import onnxruntime as ort
 
     inferred = onnx.shape_inference.infer_shapes(model)
     types = {v.name: v.type.tensor_type.elem_type for v in list(inferred.graph.value_info) + list(inferred.graph.output)}
@@ -42,7 +43,7 @@ def float_outputs_max(model: Any, batches: list[np.ndarray]) -> dict[str, float]
                 owner[out] = node.name
                 if out not in existing:
                     probe.graph.output.append(onnx.helper.make_tensor_value_info(out, onnx.TensorProto.FLOAT, None))
-    session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    session = cpu_session(probe)
     names = [o.name for o in session.get_outputs()]
     feed = session.get_inputs()[0].name
     peaks: dict[str, float] = {}

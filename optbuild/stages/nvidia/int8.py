@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from optbuild.errors import OptbuildError
+
 # Q/DQ placement after NVIDIA's recommendations: inputs of weighted ops, residual adds, pooling.
 QUANTIZED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "MaxPool", "AveragePool",
                  "GlobalAveragePool", "Concat")
@@ -27,8 +29,6 @@ EXTRA_OPTIONS = {
 
 def float_nodes(model: Any, keep: list[str]) -> list[str]:
     """Node names for target.tensorrt.int8_keep_float: `first_conv`, `depthwise_conv`, or names."""
-    from optbuild.errors import OptbuildError
-
     convs = [n for n in model.graph.node if n.op_type == "Conv"]
     names = {n.name for n in model.graph.node}
     chosen: list[str] = []
@@ -50,8 +50,13 @@ def quantize(source: str, target: str, input_name: str, batches: list[np.ndarray
     """`calibration_cache`: a file for ONNX Runtime's calibration ranges, written by the first
     call and read by later ones, so quantizing again with other layers excluded skips calibration."""
     import onnx
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     class Batches(CalibrationDataReader):
         def __init__(self) -> None:

@@ -9,18 +9,20 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shlex
 import shutil
 from pathlib import Path
 from typing import Any
 
+from optbuild.core.digest import sha256_file
 from optbuild.stages.nvidia import engine
+from optbuild.stages.nvidia.precision import check_profiles
 
 SCRIPT = "build_engine.py"
 TRTEXEC = "trtexec.sh"
 TIMING_CACHE = "timing.cache"
+KIT_FILES = ("model.onnx", "build_spec.json", TRTEXEC, SCRIPT)  # and TIMING_CACHE when one is given
 _HARDWARE = {"none": "none", "ampere_plus": "ampere+", "same_compute_capability": "sameComputeCapability"}
 
 
@@ -62,15 +64,13 @@ def _trtexec_script(spec: dict[str, Any]) -> str:
 
 
 def write_spec(spec: dict[str, Any], onnx_path: str, out_dir: str) -> None:
-    digest = hashlib.sha256(Path(onnx_path).read_bytes()).hexdigest()
+    digest = sha256_file(onnx_path)
     document = {**spec, "onnx": {"file": "model.onnx", "sha256": digest}}
     Path(out_dir, "build_spec.json").write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
 
 
 def make_kit(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> dict[str, Any]:
     import onnx
-
-    from optbuild.stages.nvidia.precision import check_profiles
 
     # Dynamic inputs need profiles: checked here so that the kit cannot fail later on the GPU box.
     check_profiles(onnx.load(inputs["model.onnx"], load_external_data=False), params["spec"]["tensorrt"]["profiles"])
@@ -79,8 +79,8 @@ def make_kit(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> di
     write_spec(params["spec"], inputs["model.onnx"], out_dir)
     (out / TRTEXEC).write_text(_trtexec_script(params["spec"]))
     shutil.copyfile(engine.__file__, out / SCRIPT)
-    files = ["model.onnx", "build_spec.json", TRTEXEC, SCRIPT]
-    if params.get("timing_cache_path"):
-        shutil.copyfile(params["timing_cache_path"], out / TIMING_CACHE)
+    files = list(KIT_FILES)
+    if params.get("timing_cache"):
+        shutil.copyfile(params["timing_cache"], out / TIMING_CACHE)
         files.append(TIMING_CACHE)
     return {"files": files, "data": {"engine_built": False, "trtexec": trtexec_command(params["spec"])}}

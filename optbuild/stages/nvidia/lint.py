@@ -48,27 +48,31 @@ def _weight_axis(consumer: Any, slot: int, rank: int) -> int | None:
     return None
 
 
+class _Graph:
+    """Index of a graph for the rules: constants, producers and consumers by tensor name."""
+
+    def __init__(self, model: Any) -> None:
+        graph = model.graph
+        self.constants = {t.name: t for t in graph.initializer}
+        for node in graph.node:  # Constant nodes are constants too
+            if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+                self.constants[node.output[0]] = node.attribute[0].t
+        self.producers = {out: node for node in graph.node for out in node.output}
+        self.consumers: dict[str, list[tuple[Any, int]]] = defaultdict(list)
+        for node in graph.node:
+            for slot, name in enumerate(node.input):
+                self.consumers[name].append((node, slot))
+        self.outputs = {o.name for o in graph.output}
+
+    def array(self, name: str) -> np.ndarray | None:
+        from onnx import numpy_helper
+
+        return numpy_helper.to_array(self.constants[name]) if name in self.constants else None
+
+
 def lint(model: Any) -> list[Violation]:
-    import onnx
-    from onnx import numpy_helper
-
-    graph = model.graph
-    constants = {t.name: t for t in graph.initializer}
-    for node in graph.node:  # Constant nodes are constants too
-        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
-            constants[node.output[0]] = node.attribute[0].t
-    producers = {out: node for node in graph.node for out in node.output}
-    consumers: dict[str, list[tuple[Any, int]]] = defaultdict(list)
-    for node in graph.node:
-        for slot, name in enumerate(node.input):
-            consumers[name].append((node, slot))
-    graph_outputs = {o.name for o in graph.output}
-    found: list[Violation] = []
-
-    def array(name: str) -> np.ndarray | None:
-        return numpy_helper.to_array(constants[name]) if name in constants else None
-
-    for node in graph.node:
+    graph, found = _Graph(model), []
+    for node in model.graph.node:
         label = node.name or f"{node.op_type}:{node.output[0]}"
         if node.op_type.startswith("QLinear") or node.op_type in _INTEGER_OPS:
             found.append(Violation("qdq-only", label, f"is {node.op_type}: TensorRT needs Q/DQ pairs, "
@@ -79,63 +83,77 @@ def lint(model: Any) -> list[Violation]:
         if node.domain not in ("", "ai.onnx"):
             found.append(Violation("qdq-only", label, f"is {node.op_type} from domain '{node.domain}': "
                                                       "use the standard ONNX op"))
-        zero_point = node.input[2] if len(node.input) > 2 and node.input[2] else None
-        zp = array(zero_point) if zero_point else None
-        zp_type = constants[zero_point].data_type if zero_point in constants else None
-        if zero_point is None and node.op_type == "QuantizeLinear":
-            found.append(Violation("int8-zero-point", label, "has no zero-point, which means UINT8: "
-                                                             "give an INT8 zero-point of 0"))
-        elif zero_point is not None and zp_type is None:
-            found.append(Violation("int8-zero-point", label, "has a zero-point that is not a constant"))
-        elif zp is not None and (zp_type != onnx.TensorProto.INT8 or np.any(zp != 0)):
-            kind = onnx.TensorProto.DataType.Name(zp_type) if zp_type is not None else "?"
-            found.append(Violation("int8-zero-point", label, f"has a {kind} zero-point with values "
-                                                             f"{np.unique(zp)[:4].tolist()}: TensorRT needs "
-                                                             "INT8 zero-points equal to 0"))
-        scale = array(node.input[1])
+        found += _zero_point(graph, node, label)
+        scale = graph.array(node.input[1])
         if scale is None:
             found.append(Violation("per-channel-weights", label, "has a scale that is not a constant"))
-            continue
-        weight = array(node.input[0]) if node.op_type == "DequantizeLinear" else None
-        if node.op_type == "QuantizeLinear":
-            if scale.size != 1:
-                found.append(Violation("per-channel-weights", label, f"quantizes an activation with "
-                                                                     f"{scale.size} scales: use one"))
-            users = consumers.get(node.output[0], [])
-            if not users or any(u.op_type != "DequantizeLinear" for u, _ in users) or node.output[0] in graph_outputs:
-                found.append(Violation("no-dangling", label, "does not feed only DequantizeLinear nodes"))
-            continue
-        # DequantizeLinear: of a Q (activation) or of a constant (weight)
-        source = producers.get(node.input[0])
-        if weight is None:
-            if source is None or source.op_type != "QuantizeLinear":
-                found.append(Violation("no-dangling", label, "reads neither a QuantizeLinear nor a constant"))
-            elif scale.size != 1:
-                found.append(Violation("per-channel-weights", label, f"dequantizes an activation with "
-                                                                     f"{scale.size} scales: use one"))
-            continue
-        if weight.dtype != np.int8:
-            found.append(Violation("no-dangling", label, f"dequantizes a {weight.dtype} constant (e.g. an INT32 "
-                                                         "bias): TensorRT only dequantizes INT8 here; keep it float"))
-            continue
-        users = consumers.get(node.output[0], [])
-        axes = {_weight_axis(user, slot, weight.ndim) for user, slot in users}
-        axis = axes.pop() if len(axes) == 1 else None
-        if not users:
-            found.append(Violation("no-dangling", label, "has no consumer"))
-        elif axis is None:
-            what = ", ".join(sorted({f"{u.op_type}[{s}]" for u, s in users}))
-            found.append(Violation("per-channel-weights", label, f"feeds {what}, not the weight input of "
-                                                                 "a Conv/ConvTranspose/Gemm/MatMul"))
+        elif node.op_type == "QuantizeLinear":
+            found += _quantize(graph, node, label, scale)
         else:
-            declared = next((a.i for a in node.attribute if a.name == "axis"), 1)
-            declared = declared % weight.ndim if weight.ndim else 0
-            channels = weight.shape[axis] if weight.ndim else 1
-            if scale.size != channels or (scale.size > 1 and declared != axis):
-                found.append(Violation("per-channel-weights", label, f"has {scale.size} scale(s) on axis "
-                                                                     f"{declared}; the weight needs {channels} "
-                                                                     f"on axis {axis} (one per output channel)"))
+            found += _dequantize(graph, node, label, scale)
     return found
+
+
+def _zero_point(graph: _Graph, node: Any, label: str) -> list[Violation]:
+    import onnx
+
+    zero_point = node.input[2] if len(node.input) > 2 and node.input[2] else None
+    if zero_point is None:
+        return [] if node.op_type != "QuantizeLinear" else [Violation(
+            "int8-zero-point", label, "has no zero-point, which means UINT8: give an INT8 zero-point of 0")]
+    if zero_point not in graph.constants:
+        return [Violation("int8-zero-point", label, "has a zero-point that is not a constant")]
+    zp, zp_type = graph.array(zero_point), graph.constants[zero_point].data_type
+    if zp is not None and (zp_type != onnx.TensorProto.INT8 or np.any(zp != 0)):
+        kind = onnx.TensorProto.DataType.Name(zp_type)
+        return [Violation("int8-zero-point", label, f"has a {kind} zero-point with values "
+                                                    f"{np.unique(zp)[:4].tolist()}: TensorRT needs INT8 "
+                                                    "zero-points equal to 0")]
+    return []
+
+
+def _quantize(graph: _Graph, node: Any, label: str, scale: np.ndarray) -> list[Violation]:
+    found = []
+    if scale.size != 1:
+        found.append(Violation("per-channel-weights", label, f"quantizes an activation with {scale.size} "
+                                                             "scales: use one"))
+    users = graph.consumers.get(node.output[0], [])
+    if not users or any(u.op_type != "DequantizeLinear" for u, _ in users) or node.output[0] in graph.outputs:
+        found.append(Violation("no-dangling", label, "does not feed only DequantizeLinear nodes"))
+    return found
+
+
+def _dequantize(graph: _Graph, node: Any, label: str, scale: np.ndarray) -> list[Violation]:
+    """A DQ of a Q (activation) or of a constant (weight)."""
+    weight = graph.array(node.input[0])
+    if weight is None:
+        source = graph.producers.get(node.input[0])
+        if source is None or source.op_type != "QuantizeLinear":
+            return [Violation("no-dangling", label, "reads neither a QuantizeLinear nor a constant")]
+        if scale.size != 1:
+            return [Violation("per-channel-weights", label, f"dequantizes an activation with {scale.size} "
+                                                            "scales: use one")]
+        return []
+    if weight.dtype != np.int8:
+        return [Violation("no-dangling", label, f"dequantizes a {weight.dtype} constant (e.g. an INT32 bias): "
+                                                "TensorRT only dequantizes INT8 here; keep it float")]
+    users = graph.consumers.get(node.output[0], [])
+    axes = {_weight_axis(user, slot, weight.ndim) for user, slot in users}
+    axis = axes.pop() if len(axes) == 1 else None
+    if not users:
+        return [Violation("no-dangling", label, "has no consumer")]
+    if axis is None:
+        what = ", ".join(sorted({f"{u.op_type}[{s}]" for u, s in users}))
+        return [Violation("per-channel-weights", label, f"feeds {what}, not the weight input of a "
+                                                        "Conv/ConvTranspose/Gemm/MatMul")]
+    declared = next((a.i for a in node.attribute if a.name == "axis"), 1)
+    declared = declared % weight.ndim if weight.ndim else 0
+    channels = weight.shape[axis] if weight.ndim else 1
+    if scale.size != channels or (scale.size > 1 and declared != axis):
+        return [Violation("per-channel-weights", label, f"has {scale.size} scale(s) on axis {declared}; the "
+                                                        f"weight needs {channels} on axis {axis} (one per output "
+                                                        "channel)")]
+    return []
 
 
 def summary(model: Any) -> dict[str, Any]:

@@ -12,19 +12,20 @@ from typing import Any
 
 import numpy as np
 
+from optbuild.data import DatasetRequest, batches, load, load_labeled
 from optbuild.errors import OptbuildError
+from optbuild.stages.model_inputs import check_inputs
+from optbuild.stages.nvidia import half, int8, lint
+from optbuild.stages.nvidia.engine import EngineBuildError
+from optbuild.stages.nvidia.engine import check_profiles as check_engine_profiles
 
 
-def _batches(params: dict[str, Any]) -> list[np.ndarray]:
-    from optbuild.datasets import load_dataset
-
-    calibration = params.get("calibration")
-    if not calibration:
+def _calibration(params: dict[str, Any]) -> list[np.ndarray]:
+    """The calibration batches (already in the seeded order); none without a calibration set."""
+    if not params.get("calibration"):
         return []
-    shape = params["input_shape"]
-    samples = load_dataset(input_shape=shape, **calibration)  # already in the seeded order
-    batch = shape[0]
-    return [samples[i : i + batch] for i in range(0, len(samples) - batch + 1, batch)]
+    request = DatasetRequest.from_data(params["calibration"])
+    return batches(load(request), request.batch)
 
 
 def graph_inputs(model: Any) -> dict[str, list[int]]:
@@ -37,11 +38,9 @@ def graph_inputs(model: Any) -> dict[str, list[int]]:
 
 
 def check_profiles(model: Any, profiles: list[dict[str, Any]]) -> None:
-    from optbuild.stages.nvidia.engine import EngineBuildError, check_profiles as check
-
     dynamic = {name: dims for name, dims in graph_inputs(model).items() if any(d < 0 for d in dims)}
     try:
-        check(dynamic, profiles)
+        check_engine_profiles(dynamic, profiles)
     except EngineBuildError as err:
         raise OptbuildError(str(err)) from err
 
@@ -49,27 +48,24 @@ def check_profiles(model: Any, profiles: list[dict[str, Any]]) -> None:
 def prepare(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> dict[str, Any]:
     import onnx
 
-    from optbuild.stages.interface import check_inputs
-    from optbuild.stages.nvidia import half, int8, lint
-
     model = onnx.load(inputs["model.onnx"])
     check_inputs(model, params["inputs"])
     precision, target = params["precision"], Path(out_dir, "model.onnx")
-    batches = _batches(params)
+    calibration = _calibration(params)
     if precision == "int8":
         names = list(graph_inputs(model))
         if len(names) != 1:
             raise OptbuildError(f"int8 calibration supports single-input models for now (inputs: {names})")
         control, validation = params.get("accuracy_control"), params.get("validation")
         if control and validation:
-            from optbuild.datasets import load_labeled
             from optbuild.stages.nvidia.sensitivity import restore_accuracy
 
-            data = load_labeled(input_shape=params["input_shape"], **validation)
-            report = restore_accuracy(inputs["model.onnx"], str(target), names[0], batches, params["keep_float"],
-                                      data.samples, data.labels, control, params["input_shape"][0])
+            request = DatasetRequest.from_data(validation)
+            data = load_labeled(request)
+            report = restore_accuracy(inputs["model.onnx"], str(target), names[0], calibration, params["keep_float"],
+                                      data.samples, data.labels, control, request.batch)
         else:
-            report = int8.quantize(inputs["model.onnx"], str(target), names[0], batches, params["keep_float"])
+            report = int8.quantize(inputs["model.onnx"], str(target), names[0], calibration, params["keep_float"])
         violations = lint.lint(onnx.load(str(target)))
         if violations:
             raise OptbuildError(f"TensorRT explicit-quantization lint failed on {len(violations)} node(s), first "
@@ -77,7 +73,7 @@ def prepare(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> dic
         report["lint"] = lint.summary(onnx.load(str(target)))
     elif precision in ("fp16", "bf16"):
         convert = half.to_float16 if precision == "fp16" else half.to_bfloat16
-        converted, report = convert(model, batches)
+        converted, report = convert(model, calibration)
         onnx.checker.check_model(converted)
         onnx.save(converted, str(target))
     else:

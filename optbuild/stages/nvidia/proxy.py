@@ -11,27 +11,23 @@ from typing import Any
 
 import numpy as np
 
-from optbuild.metrics import paired_outputs, validation_metrics
+from optbuild.data import DatasetRequest, load_labeled
+from optbuild.passes.onnx_io import cpu_session
+from optbuild.stages.metrics import paired_outputs, validation_metrics
+from optbuild.stages.nvidia.half import emulate_bfloat16
 
 
 def qdq_session(model: Any) -> Any:
     """ONNX Runtime with basic optimizations only, so Q/DQ nodes run as the graph writes them."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    return cpu_session(model, optimization="basic")
 
 
 def cpu_proxy(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> dict[str, Any]:
     import onnx
     import onnxruntime as ort
 
-    from optbuild.datasets import load_labeled
-    from optbuild.stages.nvidia.half import emulate_bfloat16
-
-    shape = params["input_shape"]
-    data = load_labeled(input_shape=shape, **params["dataset"])
+    request = DatasetRequest.from_data(params["dataset"])
+    data = load_labeled(request)
     reference = qdq_session(inputs["reference.onnx"])
     emulation = None
     candidate_model: Any = inputs["model.onnx"]
@@ -42,7 +38,7 @@ def cpu_proxy(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> d
     name = reference.get_inputs()[0].name
     names = [o.name for o in reference.get_outputs()]
     reference_outputs, candidate_outputs = paired_outputs(
-        data.samples, shape[0], lambda x: reference.run(None, {name: x}), lambda x: candidate.run(None, {name: x}))
+        data.samples, request.batch, lambda x: reference.run(None, {name: x}), lambda x: candidate.run(None, {name: x}))
     metrics = validation_metrics(reference_outputs, candidate_outputs, names, data.labels)
     return {"files": [], "data": {"cpu_proxy": {
         **metrics,

@@ -20,7 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from optbuild.metrics import control_metric, topk_hits
+from optbuild.data import batches
+from optbuild.stages.metrics import control_metric, topk_hits
+from optbuild.stages.nvidia import int8
 from optbuild.stages.nvidia.proxy import qdq_session
 
 WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
@@ -29,8 +31,7 @@ RANKING_SAMPLES = 32  # the error is continuous, so a small subset orders layers
 
 def _outputs(model: Any, samples: np.ndarray, batch: int, input_name: str) -> np.ndarray:
     session = qdq_session(model)
-    return np.concatenate([session.run(None, {input_name: samples[i : i + batch]})[0].reshape(batch, -1)
-                           for i in range(0, len(samples) - batch + 1, batch)])
+    return np.concatenate([session.run(None, {input_name: x})[0].reshape(batch, -1) for x in batches(samples, batch)])
 
 
 def _score(scores: np.ndarray, accepted: np.ndarray) -> float:
@@ -43,8 +44,6 @@ def restore_accuracy(source: str, target: str, input_name: str, calibration: lis
     """Quantize `source` into `target` keeping sensitive layers in float; the int8 report with
     an `accuracy_control` record."""
     import onnx
-
-    from optbuild.stages.nvidia import int8
 
     metric = control_metric(control["metric"], labels is not None)
     reference = _outputs(source, samples, batch, input_name)

@@ -1,0 +1,92 @@
+"""The closed sets of values the config uses, as string enums (the values users write)."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Choice(str, Enum):
+    """A string enum whose values can be listed (for messages and membership tests)."""
+
+    @classmethod
+    def values(cls) -> list[str]:
+        return [member.value for member in cls]
+
+
+class TargetName(Choice):
+    intel = "intel"
+    nvidia = "nvidia"
+
+
+class Engine(Choice):
+    auto = "auto"  # build the device step when the device is here, else fail saying what is missing
+    build = "build"  # must build
+    kit = "kit"  # stop before the steps that need the target's device
+
+
+class PrecisionName(Choice):
+    fp32 = "fp32"
+    fp16 = "fp16"
+    bf16 = "bf16"
+    int8 = "int8"
+
+
+class InferencePrecision(Choice):
+    f32 = "f32"
+    f16 = "f16"
+    bf16 = "bf16"
+
+
+# Each build precision may run at its own precision or a more precise one, never a less precise
+# one: fp32 promises f32 compute; int8's non-quantized ops may run f32, bf16 or f16.
+ALLOWED_INFERENCE_PRECISIONS: dict[PrecisionName, tuple[InferencePrecision, ...]] = {
+    PrecisionName.fp32: (InferencePrecision.f32,),
+    PrecisionName.fp16: (InferencePrecision.f16, InferencePrecision.f32),
+    PrecisionName.bf16: (InferencePrecision.bf16, InferencePrecision.f32),
+    PrecisionName.int8: (InferencePrecision.f32, InferencePrecision.bf16, InferencePrecision.f16),
+}
+
+
+class SourceKind(Choice):
+    torchvision = "torchvision"
+    efficientnet_lite0 = "efficientnet_lite0"
+    onnx = "onnx"
+
+
+class DatasetKind(Choice):
+    sample_photos = "sample_photos"
+    image_folder = "image_folder"
+    npz = "npz"
+    fashion_mnist = "fashion_mnist"  # labeled; the Debian package dataset-fashion-mnist
+
+
+UNLABELED_KINDS = (DatasetKind.sample_photos, DatasetKind.npz)
+FASHION_MNIST_SPLITS = ("test", "train")
+
+
+class AccuracyMetric(Choice):
+    auto = "auto"  # top1 when the validation set has labels, else agreement
+    top1 = "top1"  # top-1 accuracy against the labels
+    agreement = "agreement"  # top-1 agreement with the FP32 reference
+
+
+class Objective(Choice):
+    latency = "latency"  # lowest batch-1 median latency
+    throughput = "throughput"  # most inferences per second (async, all streams busy)
+
+
+class PerformanceHint(Choice):
+    LATENCY = "LATENCY"
+    THROUGHPUT = "THROUGHPUT"
+
+
+class HardwareCompatibility(Choice):
+    none = "none"  # only the GPU architecture it was built on
+    ampere_plus = "ampere_plus"  # Ampere and newer GPUs
+    same_compute_capability = "same_compute_capability"
+
+
+class ProfilingVerbosity(Choice):
+    layer_names_only = "layer_names_only"
+    detailed = "detailed"  # tactics per layer in the engine inspector: what the layer hash covers
+    none = "none"

@@ -1,0 +1,384 @@
+"""Typed schema of the composed config, with every value and cross-field rule on it.
+
+The same dataclasses serve twice: Hydra/OmegaConf use them as the structured base config (typos
+in recipe files and plain overrides fail during composition, with the full key), and pydantic
+validates the composed result again (`config/validate.py`) with `extra="forbid"`, because
+`+key=value` bypasses OmegaConf's struct checks. The validators below run then: a rule broken is
+one `RuleError` naming its key. Defaults live here and nowhere else (conf/target/*.yaml only
+choose values that differ).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from enum import Enum
+from typing import Any, Optional
+
+from omegaconf import MISSING
+from pydantic import ConfigDict, field_validator, model_validator
+
+from optbuild.config.choices import (
+    ALLOWED_INFERENCE_PRECISIONS,
+    FASHION_MNIST_SPLITS,
+    UNLABELED_KINDS,
+    AccuracyMetric,
+    DatasetKind,
+    Engine,
+    InferencePrecision,
+    Objective,
+    PerformanceHint,
+    PrecisionName,
+    SourceKind,
+    TargetName,
+)
+from optbuild.config.rules import RuleError, at_least, fraction
+from optbuild.config.tensorrt import TensorRTConfig
+
+_STRICT = ConfigDict(extra="forbid")
+IMAGENET_MEAN = [0.485, 0.456, 0.406]
+IMAGENET_STD = [0.229, 0.224, 0.225]
+
+
+def as_data(value: Any) -> Any:
+    """Dataclasses and enums as JSON-able data."""
+    if is_dataclass(value) and not isinstance(value, type):
+        value = asdict(value)
+    if isinstance(value, dict):
+        return {k: as_data(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [as_data(v) for v in value]
+    return value.value if isinstance(value, Enum) else value
+
+
+@dataclass
+class InputSpec:
+    __pydantic_config__ = _STRICT
+    name: str = "input"
+    shape: list[int] = field(default_factory=lambda: [1, 3, 224, 224])
+
+    @model_validator(mode="after")
+    def _positive(self) -> InputSpec:
+        if not self.shape or any(dim < 1 for dim in self.shape):
+            raise RuleError("shape", f"input '{self.name}' has shape {self.shape}: give every dimension as a "
+                                     "positive size (use the dynamic_batch pass for a dynamic batch)")
+        return self
+
+
+@dataclass
+class Preprocess:
+    __pydantic_config__ = _STRICT
+    resize: int = 256
+    crop: int = 224
+    mean: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
+    std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
+
+    @model_validator(mode="after")
+    def _sizes(self) -> Preprocess:
+        if not 0 < self.crop <= self.resize:
+            raise RuleError("crop", f"crop {self.crop} must be between 1 and resize {self.resize}")
+        if any(s <= 0 for s in self.std):
+            raise RuleError("std", f"std {self.std} must be positive")
+        return self
+
+
+@dataclass
+class ModelConfig:
+    __pydantic_config__ = _STRICT
+    # A SourceKind, or the name of a source plugin (entry point group `optbuild.sources`).
+    source: str = MISSING
+    name: str = MISSING
+    # torchvision: a weights name (e.g. IMAGENET1K_V2) or null for seeded random init.
+    # efficientnet_lite0: "imagenet" (the pip-shipped file) or null.
+    weights: Optional[str] = None
+    path: Optional[str] = None  # onnx source: the model file
+    seed: int = 0
+    inputs: list[InputSpec] = field(default_factory=lambda: [InputSpec()])
+    output_names: list[str] = field(default_factory=lambda: ["logits"])
+    preprocess: Preprocess = field(default_factory=Preprocess)
+
+    @model_validator(mode="after")
+    def _source_fields(self) -> ModelConfig:
+        if self.source == SourceKind.onnx and not self.path:
+            raise RuleError("path", "model.source=onnx needs model.path: the ONNX file to build from")
+        if self.source in (SourceKind.torchvision, SourceKind.efficientnet_lite0) and self.path:
+            raise RuleError("path", f"model.path is only read by model.source=onnx (this recipe uses "
+                                    f"{self.source}); remove it")
+        names = [spec.name for spec in self.inputs]
+        if not names or len(set(names)) != len(names):
+            raise RuleError("inputs", "model.inputs must list at least one input, each with a unique name")
+        return self
+
+
+@dataclass
+class ExportConfig:
+    __pydantic_config__ = _STRICT
+    opset: int = 17
+
+
+@dataclass
+class DatasetConfig:
+    __pydantic_config__ = _STRICT
+    dataset: Optional[DatasetKind] = None
+    path: Optional[str] = None
+    num_samples: int = 300
+    seed: int = 0
+    key: Optional[str] = None  # npz: the array's name
+    split: Optional[str] = None  # fashion_mnist: test (default) or train
+    # Labels to model outputs: dataset class name -> output index (or a list of accepted indices).
+    # Samples of classes left out are skipped. Empty: class i -> output i (image_folder: sorted
+    # class-folder names; fashion_mnist: its ten classes in their official order). Not Optional:
+    # Hydra cannot override a None dict with `key={a: 1}`.
+    label_map: dict[str, Any] = field(default_factory=dict)
+
+    @field_validator("num_samples")
+    @classmethod
+    def _samples(cls, value: int) -> int:
+        at_least("num_samples", value, 1)
+        return value
+
+    @field_validator("seed")
+    @classmethod
+    def _seed(cls, value: int) -> int:
+        at_least("seed", value, 0)
+        return value
+
+    @field_validator("label_map")
+    @classmethod
+    def _label_map(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for name, indices in value.items():
+            listed = indices if isinstance(indices, list) else [indices]
+            if not listed or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in listed):
+                raise RuleError(f"label_map.{name}", f"label_map['{name}'] is {indices!r}: give a model output "
+                                                     "index (integer >= 0) or a non-empty list of them")
+        return value
+
+    @model_validator(mode="after")
+    def _fields_of_kind(self) -> DatasetConfig:
+        kind = self.dataset
+        if kind is None:
+            return self
+        if kind is DatasetKind.sample_photos and (self.path is not None or self.key is not None):
+            raise RuleError("dataset", "dataset 'sample_photos' does not use 'path' or 'key': remove them, or "
+                                       "pick dataset 'image_folder' / 'npz' to use your own data")
+        if kind in (DatasetKind.image_folder, DatasetKind.fashion_mnist) and self.key is not None:
+            raise RuleError("key", f"dataset '{kind.value}' does not use 'key': remove it")
+        if kind in (DatasetKind.image_folder, DatasetKind.npz) and self.path is None:
+            raise RuleError("path", f"dataset '{kind.value}' needs a 'path': set it to your data")
+        if self.split is not None and kind is not DatasetKind.fashion_mnist:
+            raise RuleError("split", f"dataset '{kind.value}' has no splits: remove 'split'")
+        if self.split is not None and self.split not in FASHION_MNIST_SPLITS:
+            raise RuleError("split", f"fashion_mnist split '{self.split}' does not exist: use "
+                                     f"{' or '.join(FASHION_MNIST_SPLITS)}")
+        if self.label_map and kind in UNLABELED_KINDS:
+            raise RuleError("label_map", f"dataset '{kind.value}' has no labels, so 'label_map' means nothing: "
+                                         "remove it")
+        return self
+
+    @property
+    def unlabeled(self) -> bool:
+        """A kind of data that never has labels."""
+        return self.dataset in UNLABELED_KINDS
+
+
+@dataclass
+class ValidateConfig(DatasetConfig):
+    __pydantic_config__ = _STRICT
+    enabled: bool = True
+    dataset: Optional[DatasetKind] = DatasetKind.sample_photos
+    num_samples: int = 32
+    seed: int = 1
+    # Gates: a build that misses one is published as failed, never as `latest`.
+    min_top1_agreement: Optional[float] = None  # with the FP32 reference, 0..1
+    min_cosine: Optional[float] = None
+    max_top1_drop: Optional[float] = None  # labeled data: reference top-1 minus artifact top-1, 0..1
+    max_top5_drop: Optional[float] = None
+    min_top1: Optional[float] = None  # labeled data: the artifact's top-1 accuracy, 0..1
+
+    LABELED_GATES = ("max_top1_drop", "max_top5_drop", "min_top1")
+
+    @model_validator(mode="after")
+    def _gates(self) -> ValidateConfig:
+        for key in (f.name for f in fields(self) if f.name.startswith(("min_", "max_"))):
+            fraction(f"validate.{key}", getattr(self, key))
+        if self.unlabeled:
+            given = [key for key in self.LABELED_GATES if getattr(self, key) is not None]
+            if given:
+                raise RuleError(given[0], f"validate.{given[0]} needs labels but validate.dataset="
+                                          f"{as_data(self.dataset)} has none: use a labeled set (image_folder "
+                                          "with class folders, or fashion_mnist) or drop it")
+        return self
+
+
+@dataclass
+class AccuracyControl:
+    """INT8 that keeps its most sensitive layers in higher precision until the drop on the
+    validation set is at most `max_drop` (intel: NNCF's quantize_with_accuracy_control)."""
+
+    __pydantic_config__ = _STRICT
+    enabled: bool = False
+    max_drop: float = 0.01  # absolute, in the metric's 0..1 units (0.01 = one point)
+    metric: AccuracyMetric = AccuracyMetric.auto
+    # A bound on the search (null: until max_drop is met): intel, NNCF's revert-and-check rounds;
+    # nvidia, the number of layers it may keep in float.
+    max_iterations: Optional[int] = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AccuracyControl:
+        if not 0.0 <= self.max_drop <= 1.0:
+            raise RuleError("max_drop", f"quantize.accuracy_control.max_drop={self.max_drop} must be a fraction "
+                                        "in 0..1 (0.01 = one point)")
+        if self.max_iterations is not None and self.max_iterations < 1:
+            raise RuleError("max_iterations", "quantize.accuracy_control.max_iterations must be >= 1, or null")
+        return self
+
+
+@dataclass
+class QuantizeConfig:
+    __pydantic_config__ = _STRICT
+    accuracy_control: AccuracyControl = field(default_factory=AccuracyControl)
+
+
+@dataclass
+class BenchmarkConfig:
+    __pydantic_config__ = _STRICT
+    enabled: bool = True
+    iterations: int = 50
+    warmup: int = 10
+    throughput_seconds: float = 3.0  # async throughput: how long each model runs with all requests busy
+    torch_baseline: bool = True  # also time the torch eager model when the source is a torch model
+
+    @model_validator(mode="after")
+    def _bounds(self) -> BenchmarkConfig:
+        at_least("iterations", self.iterations, 1)
+        at_least("warmup", self.warmup, 0)
+        if not self.throughput_seconds > 0:
+            raise RuleError("throughput_seconds", f"benchmark.throughput_seconds={self.throughput_seconds} "
+                                                  "must be > 0")
+        return self
+
+
+@dataclass
+class TuneConfig:
+    """Runtime tuning (intel): a bounded search over these settings for the objective. The
+    winner goes into the manifest and the artifact's runtime.json."""
+
+    __pydantic_config__ = _STRICT
+    enabled: bool = False
+    objective: Objective = Objective.throughput
+    hints: list[PerformanceHint] = field(default_factory=lambda: [PerformanceHint.LATENCY,
+                                                                   PerformanceHint.THROUGHPUT])
+    streams: list[int] = field(default_factory=lambda: [0, 1, 2])  # 0: the hint's own choice
+    batches: list[int] = field(default_factory=lambda: [1, 2, 4])
+    # null: what the precision allows (int8: the device default and f32; fp32: f32 only; ...)
+    inference_precisions: Optional[list[InferencePrecision]] = None
+    seconds: float = 1.5  # measuring time per candidate
+
+    @model_validator(mode="after")
+    def _space(self) -> TuneConfig:
+        if not self.hints:
+            raise RuleError("hints", f"tune.hints must list one or more of {', '.join(PerformanceHint.values())}")
+        if not self.streams or any(n < 0 for n in self.streams):
+            raise RuleError("streams", f"tune.streams={self.streams} must list stream counts >= 0 (0: the hint's "
+                                       "choice)")
+        if not self.batches or any(n < 1 for n in self.batches):
+            raise RuleError("batches", f"tune.batches={self.batches} must list batch sizes >= 1")
+        if not self.seconds > 0:
+            raise RuleError("seconds", f"tune.seconds={self.seconds} must be > 0 (measuring time per candidate)")
+        return self
+
+
+@dataclass
+class TargetConfig:
+    __pydantic_config__ = _STRICT
+    name: TargetName = MISSING
+    engine: Engine = Engine.auto
+    device: str = "CPU"
+    tensorrt: TensorRTConfig = field(default_factory=TensorRTConfig)
+
+
+@dataclass
+class PrecisionConfig:
+    __pydantic_config__ = _STRICT
+    name: PrecisionName = MISSING
+    compress_to_fp16: bool = False
+    # The runtime's inference precision; null keeps the device default (recorded as resolved).
+    inference_precision: Optional[InferencePrecision] = None
+
+
+@dataclass
+class Config:
+    __pydantic_config__ = _STRICT
+    model: ModelConfig = field(default_factory=ModelConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+    # Ordered graph-surgery passes: a name, or {name: ..., <params>}.
+    passes: list[Any] = field(default_factory=list)
+    calibration: DatasetConfig = field(default_factory=DatasetConfig)
+    quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
+    validate: ValidateConfig = field(default_factory=ValidateConfig)
+    benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
+    target: TargetConfig = field(default_factory=TargetConfig)
+    precision: PrecisionConfig = field(default_factory=PrecisionConfig)
+    out_dir: str = "outputs"
+    cache_dir: Optional[str] = None
+    debug: bool = False
+    progress: bool = True
+    # Dry run: source, export and surgery only; print what each pass changed, publish nothing.
+    passes_only: bool = False
+
+    @model_validator(mode="after")
+    def _cross_sections(self) -> Config:
+        int8 = self.precision.name is PrecisionName.int8
+        if int8 and self.calibration.dataset is None:
+            raise RuleError("calibration.dataset", "precision=int8 needs a calibration dataset: set "
+                            f"calibration.dataset ({', '.join(DatasetKind.values())})")
+        control = self.quantize.accuracy_control
+        if int8 and control.enabled and control.metric is AccuracyMetric.top1 and self.validate.unlabeled:
+            raise RuleError("quantize.accuracy_control.metric", "quantize.accuracy_control.metric=top1 needs "
+                            f"labels but validate.dataset={as_data(self.validate.dataset)} has none: use a labeled "
+                            "set (image_folder with class folders, or fashion_mnist) or drop it")
+        self._image_data_fits_the_input()
+        self._tune_precisions()
+        self._profiles_name_inputs()
+        return self
+
+    def _image_data_fits_the_input(self) -> None:
+        """Image datasets are decoded to the first input: it must look like an image."""
+        images = [s for s in (self.calibration, self.validate)
+                  if s.dataset is not None and s.dataset is not DatasetKind.npz]
+        if not images:
+            return
+        shape, preprocess = self.model.inputs[0].shape, self.model.preprocess
+        if len(shape) != 4:
+            raise RuleError("model.inputs", f"input shape {shape} is not [N, C, H, W]: image datasets need one; "
+                                            "use an npz dataset of ready tensors")
+        _, channels, height, width = shape
+        if channels not in (1, 3):
+            raise RuleError("model.inputs", f"input shape {shape} has {channels} channels: images give 1 or 3")
+        # The center crop is square; stretching it to a non-square input would distort every image.
+        if height != width:
+            raise RuleError("model.preprocess", f"preprocess crop {preprocess.crop} is square but the input is "
+                            f"{height}x{width}: use a square input or preprocess your data into an npz dataset")
+        for name in ("mean", "std"):
+            values = getattr(preprocess, name)
+            if len(values) not in (channels, 3):  # 1 channel may use the RGB list's first
+                raise RuleError(f"model.preprocess.{name}", f"preprocess {name} {values} needs {channels} values")
+
+    def _tune_precisions(self) -> None:
+        chosen = self.tune.inference_precisions
+        if not self.tune.enabled or chosen is None:
+            return
+        allowed = ALLOWED_INFERENCE_PRECISIONS[self.precision.name]
+        if not chosen or any(p not in allowed for p in chosen):
+            raise RuleError("tune.inference_precisions", f"tune.inference_precisions={as_data(chosen)} for precision="
+                            f"{self.precision.name.value}: use a subset of {[p.value for p in allowed]} (never "
+                            "less precise than the build), or null for the default")
+
+    def _profiles_name_inputs(self) -> None:
+        names = {spec.name for spec in self.model.inputs}
+        for number, profile in enumerate(self.target.tensorrt.profiles):
+            for shape_range in profile.shapes:
+                if shape_range.input not in names:
+                    raise RuleError(f"target.tensorrt.profiles.{number}", f"target.tensorrt.profiles[{number}] "
+                                    f"names input '{shape_range.input}', which is not in model.inputs "
+                                    f"({', '.join(sorted(names))})")

@@ -1,0 +1,132 @@
+"""The `nvidia` target: a TensorRT engine, or a kit to build one on a GPU machine.
+
+    source (→ export) → surgery → precision → cpu_proxy → kit                          (engine=kit)
+    source (→ export) → surgery → precision → cpu_proxy → engine → validate → benchmark (engine here)
+
+`target.engine=auto` builds the engine when TensorRT and a GPU are here and otherwise fails
+before anything runs, saying what is missing; `build` insists on it; `kit` stops before it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from optbuild.config.schema import Config, Engine, PrecisionName, TargetName, as_data
+from optbuild.core.digest import sha256_file
+from optbuild.errors import OptbuildError
+from optbuild.pipeline.stage import Dependency, Output, StageSpec
+from optbuild.planning.common import ONNX_TOOLS, dataset, model_stages, quantization_inputs
+from optbuild.planning.host import Host
+from optbuild.planning.plan import GatedRecord, Plan
+from optbuild.stages.nvidia import gpu, kit, precision, proxy
+from optbuild.stages.nvidia.engine import SPEC_SCHEMA
+
+TRT_TOOLS = ("tensorrt",)
+KIT_STATEMENT = ("No TensorRT engine was built: this is a build kit (target.engine=kit). The accuracy numbers "
+                 "are the CPU proxy (ONNX Runtime on the prepared ONNX), not the engine. Build model.plan on a GPU "
+                 "machine with `python build_engine.py` or `sh trtexec.sh`.")
+ENGINE_FILES = ("model.plan", "model.onnx", "build_spec.json", "engine.json", "timing.cache")
+log = logging.getLogger("optbuild")
+
+
+def builds_engine(config: Config, host: Host) -> bool:
+    mode = config.target.engine
+    if mode is Engine.kit:
+        return False
+    missing = host.missing_for_engine()
+    if missing:
+        asked = "target.engine=build" if mode is Engine.build else "target=nvidia"
+        raise OptbuildError(f"{asked} cannot build the TensorRT engine here: {' and '.join(missing)}; run on a "
+                            "machine with TensorRT and an NVIDIA GPU, or pass target.engine=kit to stop before "
+                            "the engine and publish a build kit")
+    return True
+
+
+def build_spec(config: Config) -> dict[str, Any]:
+    """The engine's build settings as data (no paths): build_spec.json and part of the key."""
+    settings = as_data(config.target.tensorrt)
+    settings.pop("timing_cache")  # a path: its content digest is keyed instead
+    settings.pop("int8_keep_float")  # shapes the graph (precision stage), not the builder
+    return {"schema": SPEC_SCHEMA, "precision": config.precision.name.value,
+            "inputs": as_data(config.model.inputs), "tensorrt": settings}
+
+
+def timing_cache(config: Config) -> Dependency:
+    path = config.target.tensorrt.timing_cache
+    if path is None:
+        return Dependency(None)
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise OptbuildError(f"target.tensorrt.timing_cache '{path}' is not a file: point it at a TensorRT "
+                            "timing cache, or set it to null")
+    return Dependency({"sha256": sha256_file(file)}, str(file))
+
+
+def _precision_stage(config: Config, fp32: Output) -> StageSpec:
+    name = config.precision.name
+    params: dict[str, Any] = {"target": "nvidia", "precision": name.value, "inputs": as_data(config.model.inputs)}
+    deps: dict[str, Dependency] = {}
+    if name is PrecisionName.int8:
+        control, deps = quantization_inputs(config)
+        params.update(control, keep_float=list(config.target.tensorrt.int8_keep_float))
+    elif name is PrecisionName.fp16 and config.calibration.dataset:  # measures float16 overflow on it
+        deps = {"calibration": dataset(config.calibration, config)}
+    return StageSpec("precision", 3, precision.prepare, "setting precision in the graph (Q/DQ or float16/bfloat16)", inputs={"model.onnx": fp32}, params=params, deps=deps,
+                     tools=ONNX_TOOLS, reports={"quantization": "", "tensorrt_lint": "lint"})
+
+
+def plan(config: Config, host: Host) -> Plan:
+    if config.tune.enabled:  # kept quiet, it would look as if TensorRT had been tuned
+        log.warning("tune.enabled applies to target=intel only: TensorRT picks its kernels at engine build "
+                    "time; no runtime tuning was done")
+    engine = builds_engine(config, host)
+    stages, fp32 = model_stages(config)
+    stages.append(_precision_stage(config, fp32))
+    prepared = Output("precision", "model.onnx")
+    manifest: dict[str, Any] = {"validation_dataset": None, "engine_built": engine, "cpu_proxy": None,
+                                "tensorrt_lint": None}
+    if config.validate.enabled:
+        data = dataset(config.validate, config)
+        manifest["validation_dataset"] = data.fingerprint
+        stages.append(StageSpec("cpu_proxy", 3, proxy.cpu_proxy, "checking the prepared graph on CPU against FP32",
+                                inputs={"model.onnx": prepared, "reference.onnx": fp32},
+                                params={"precision": config.precision.name.value}, deps={"dataset": data},
+                                tools=ONNX_TOOLS, reports={"cpu_proxy": "cpu_proxy"}))
+    cache = timing_cache(config)
+    manifest["timing_cache_in"] = cache.fingerprint
+    spec = build_spec(config)
+    gated = (GatedRecord("validation"), GatedRecord("cpu_proxy", "CPU proxy "))
+    if not engine:
+        stages.append(StageSpec("kit", 2, kit.make_kit, "writing the TensorRT build kit", inputs={"model.onnx": prepared}, params={"spec": spec},
+                                deps={"timing_cache": cache}, tools=ONNX_TOOLS, reports={"trtexec": "trtexec"}))
+        files = [*kit.KIT_FILES, *([kit.TIMING_CACHE] if cache.location else [])]
+        manifest.update(engine=None, statement=KIT_STATEMENT, trtexec=None)
+        return Plan(TargetName.nvidia, stages, {f: Output("kit", f) for f in files}, gated, manifest)
+    return Plan(TargetName.nvidia, stages + _engine_stages(config, host, prepared, fp32, spec, cache),
+                {f: Output("engine", f) for f in ENGINE_FILES}, gated,
+                {**manifest, "engine": None, "timing_cache_out": None})
+
+
+def _engine_stages(config: Config, host: Host, prepared: Output, fp32: Output, spec: dict[str, Any],
+                   cache: Dependency) -> list[StageSpec]:
+    on_gpu = Dependency(host.gpu())
+    stages = [StageSpec("engine", 2, gpu.build_engine, "building the TensorRT engine", inputs={"model.onnx": prepared}, params={"spec": spec},
+                        deps={"timing_cache": cache, "gpu": on_gpu}, tools=TRT_TOOLS, platform=True,
+                        unstable=ENGINE_FILES, reports={"engine": "engine", "timing_cache_out": "timing_cache_out"})]
+    built = {"model.plan": Output("engine", "model.plan"), "reference.onnx": fp32}
+    compatible = config.target.tensorrt.version_compatible
+    if config.validate.enabled:
+        stages.append(StageSpec("validate", 3, gpu.validate, "validating the engine against the FP32 reference", inputs=built,
+                                params={"target": "nvidia", "version_compatible": compatible},
+                                deps={"dataset": dataset(config.validate, config), "gpu": on_gpu},
+                                tools=TRT_TOOLS + ONNX_TOOLS, platform=True, reports={"validation": "validation"}))
+    if config.benchmark.enabled:
+        stages.append(StageSpec("benchmark", 2, gpu.benchmark, "timing the engine (CUDA events) against ONNX Runtime FP32", inputs=built,
+                                params={"target": "nvidia", "input_shape": list(config.model.inputs[0].shape),
+                                        "version_compatible": compatible, "iterations": config.benchmark.iterations,
+                                        "warmup": config.benchmark.warmup},
+                                deps={"gpu": on_gpu}, tools=TRT_TOOLS + ONNX_TOOLS, platform=True,
+                                reports={"benchmark": "benchmark"}))
+    return stages

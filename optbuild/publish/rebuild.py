@@ -1,0 +1,109 @@
+"""`optbuild verify --rebuild`: a fresh build without the cache, compared stage by stage.
+
+Every output must be byte-identical, except those a stage declares unstable (recorded in the
+manifest as `unstable_outputs`): a TensorRT engine reproduces when its layer/tactic hash is the
+same and its outputs agree within tolerance; a tuned runtime.json is a measurement, and a rebuild
+may measure another winner.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from optbuild.publish.manifest import MANIFEST, Finding, load_manifest
+
+# Overrides that only say where or how verbosely a build ran: not part of what was built.
+_PLACE_KEYS = ("out_dir", "cache_dir", "progress", "debug")
+ENGINE_COSINE_TOLERANCE = 1e-3
+
+
+def _rebuild_command(manifest: dict[str, Any], out_dir: Path) -> list[str]:
+    overrides = [o for o in manifest["overrides"] if o.split("=", 1)[0].lstrip("+~") not in _PLACE_KEYS]
+    return [sys.executable, "-m", "optbuild.cli", f"recipe={manifest['recipe']['name']}", *overrides,
+            f"out_dir={out_dir}", f"cache_dir={out_dir / '.cache'}", "progress=false"]
+
+
+def check_rebuild(manifest: dict[str, Any]) -> list[Finding]:
+    from optbuild.config.recipes import discover
+
+    recipe = manifest["recipe"]
+    env = dict(os.environ)
+    recorded_dir = Path(recipe["path"]).parent
+    if recorded_dir.is_dir():  # a user recipe: make its directory visible to the rebuild too
+        env["OPTBUILD_RECIPE_PATH"] = os.pathsep.join(p for p in (str(recorded_dir), env.get("OPTBUILD_RECIPE_PATH"))
+                                                      if p)
+    extra = (recorded_dir,) if recorded_dir.is_dir() else ()
+    found = discover(extra).get(recipe["name"])
+    if found is None:
+        return [Finding(False, "rebuild", f"recipe '{recipe['name']}' is not available here to rebuild from")]
+    if found.sha256 != recipe["sha256"]:
+        return [Finding(False, "rebuild", f"recipe {found.path} changed since the build (sha256 differs)")]
+    with tempfile.TemporaryDirectory(prefix="optbuild-verify-") as tmp:
+        result = subprocess.run(_rebuild_command(manifest, Path(tmp)), env=env, capture_output=True, text=True)
+        fresh_dir = Path(tmp, recipe["name"], f"{manifest['target']}-{manifest['precision']}", "v1")
+        # A version that failed its gates reproduces by failing them again, with the same outputs.
+        failed_again = manifest.get("status") == "failed" and (fresh_dir / MANIFEST).is_file()
+        if result.returncode != 0 and not failed_again:
+            last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+            return [Finding(False, "rebuild", f"the rebuild failed: {last}")]
+        fresh = load_manifest(fresh_dir)
+    return compare_stages(manifest, fresh)
+
+
+def _engine_divergence(recorded: dict[str, Any], fresh: dict[str, Any]) -> str | None:
+    """How a rebuilt TensorRT engine differs in what it means (None: it reproduces)."""
+    old, new = recorded.get("engine") or {}, fresh.get("engine") or {}
+    if old.get("layer_hash") != new.get("layer_hash"):
+        return "the layer/tactic hash differs"
+    old_val, new_val = recorded.get("validation") or {}, fresh.get("validation") or {}
+    if old_val and new_val and abs(old_val["cosine_mean"] - new_val["cosine_mean"]) > ENGINE_COSINE_TOLERANCE:
+        return (f"outputs differ beyond tolerance (cosine {old_val['cosine_mean']:.5f} vs "
+                f"{new_val['cosine_mean']:.5f})")
+    return None
+
+
+def _stable(stage: dict[str, Any]) -> dict[str, str]:
+    unstable = set(stage.get("unstable_outputs", ()))
+    return {o["path"]: o["sha256"] for o in stage["outputs"] if o["path"] not in unstable}
+
+
+def compare_stages(recorded: dict[str, Any], fresh: dict[str, Any]) -> list[Finding]:
+    rebuilt = {s["name"]: s for s in fresh["stages"]}
+    unstable: set[str] = set()
+    for stage in recorded["stages"]:
+        name, again = stage["name"], rebuilt.get(stage["name"])
+        unstable |= set(stage.get("unstable_outputs", ()))
+        if again is None:
+            continue
+        if stage.get("unstable_outputs") and recorded.get("engine") is not None:
+            if (why := _engine_divergence(recorded, fresh)) is not None:
+                return [Finding(False, "rebuild", f"first diverged at stage '{name}': {why}")]
+        outputs, outputs_again = _stable(stage), _stable(again)
+        if outputs != outputs_again:
+            differing = sorted(p for p in outputs if outputs[p] != outputs_again.get(p))
+            return [Finding(False, "rebuild", f"first diverged at stage '{name}': "
+                                              f"{', '.join(differing) or 'different outputs'} differ")]
+    artifacts = [{a["path"]: a["sha256"] for a in m["artifacts"] if a["path"] not in unstable}
+                 for m in (recorded, fresh)]
+    if artifacts[0] != artifacts[1]:
+        return [Finding(False, "rebuild", "rebuilt artifacts differ from the recorded ones")]
+    return _notes(recorded, fresh, unstable)
+
+
+def _notes(recorded: dict[str, Any], fresh: dict[str, Any], unstable: set[str]) -> list[Finding]:
+    findings = []
+    if recorded.get("tuning"):
+        same = recorded["tuning"].get("chosen") == (fresh.get("tuning") or {}).get("chosen")
+        findings.append(Finding(True, "rebuild", "runtime tuning is a measurement: the rebuild chose "
+                                + ("the same settings" if same else "different settings (not an error)")))
+    if recorded.get("engine") is not None:
+        return findings + [Finding(True, "rebuild", "a fresh build reproduces every stage: bytes, and for the "
+                                   "TensorRT engine its layer/tactic hash and outputs within tolerance")]
+    what = "every stage" + (f" but {', '.join(sorted(unstable))}" if unstable else "")
+    return findings + [Finding(True, "rebuild", f"a fresh build without the cache gives byte-identical outputs "
+                                                f"at {what}")]

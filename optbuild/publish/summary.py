@@ -1,0 +1,84 @@
+"""The build summary on the terminal: stages, accuracy, speed, where the artifact is."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def summary(console: Console, manifest: dict[str, Any], path: str, reused: bool) -> None:
+    title = f"{manifest['recipe']['name']} {manifest['target']}-{manifest['precision']}"
+    table = Table(title=title, min_width=len(title) + 4)
+    table.add_column("stage")
+    table.add_column("cache")
+    table.add_column("seconds", justify="right")
+    for stage in manifest["stages"]:
+        table.add_row(stage["name"], "hit" if stage["cache_hit"] else "ran", f"{stage['seconds']:.1f}")
+    console.print(table)
+    validation, bench = manifest.get("validation"), manifest.get("benchmark")
+    if validation:
+        for line in accuracy_lines(validation):
+            console.print(line, highlight=False)
+    if manifest.get("cpu_proxy"):  # nvidia: ONNX Runtime on the prepared graph stands in for the engine
+        for line in accuracy_lines(manifest["cpu_proxy"], "CPU proxy (ONNX Runtime on the prepared ONNX vs FP32): "):
+            console.print(line, highlight=False)
+    if bench:
+        for line in benchmark_lines(bench):
+            console.print(line, highlight=False)
+    if manifest.get("tuning"):
+        console.print(tuning_line(manifest["tuning"]), highlight=False)
+    what = "artifact" if manifest.get("status") != "failed" else "[red]failed[/] version (not latest)"
+    console.print(f"{what}: [bold]{path}[/]" + (" (unchanged: reused)" if reused else ""))
+    if manifest.get("engine_built") is False:
+        console.print(manifest["statement"])
+
+
+def labeled_line(record: dict[str, Any]) -> str | None:
+    """Top-1 (and top-5) against the labels, FP32 → artifact, when the set had labels."""
+    if not record.get("labeled"):
+        return None
+    top5 = (f"   top-5: {record['reference_top5']:.2%} → {record['artifact_top5']:.2%}"
+            if "artifact_top5" in record else "")
+    return (f"accuracy on {record['labeled_samples']} labeled samples: top-1 FP32 {record['reference_top1']:.2%} → "
+            f"{record['artifact_top1']:.2%} (drop {record['top1_drop'] * 100:.2f} points){top5}")
+
+
+def accuracy_lines(record: dict[str, Any], prefix: str = "") -> list[str]:
+    """A validation (or CPU proxy) record: agreement with FP32, then accuracy on labels."""
+    lines = [f"{prefix}agreement (top-1 vs FP32): {record['top1_agreement']:.1%}   "
+             f"cosine: {record['cosine_mean']:.4f}   max-abs: {record['max_abs_error']:.3g}"]
+    labeled = labeled_line(record)
+    return lines + ([f"{prefix}{labeled}"] if labeled else [])
+
+
+def benchmark_lines(bench: dict[str, Any]) -> list[str]:
+    """Latency and throughput against the baselines, ratios first-class."""
+    art, ort = bench["artifact"], bench["baseline_onnxruntime_fp32"]
+    latency = (f"latency (batch {bench['batch']}, median): {art['median_ms']:.2f} ms (p90 {art['p90_ms']:.2f})   "
+               f"ONNX Runtime FP32: {ort['median_ms']:.2f} ms ({bench['speedup_median']:.2f}x)")
+    if bench.get("baseline_torch_eager"):
+        latency += (f"   torch eager: {bench['baseline_torch_eager']['median_ms']:.2f} ms "
+                    f"({bench['speedup_latency_vs_torch']:.2f}x)")
+    lines = [latency]
+    throughput = bench.get("throughput")
+    if throughput:
+        tp = throughput["artifact"]
+        lines.append(f"throughput (batch {tp['batch']}, {tp['requests']} requests): {tp['samples_per_s']:.1f}/s   "
+                     f"ONNX Runtime FP32: {throughput['onnxruntime_fp32']['inferences_per_s']:.1f}/s "
+                     f"({bench['speedup_throughput_vs_onnxruntime']:.2f}x)")
+    return lines
+
+
+def tuning_line(tuning: dict[str, Any]) -> str:
+    chosen, default = tuning["chosen"], tuning["default"]
+    measured = sum(1 for c in tuning["candidates"] if "same_as" not in c)
+    if chosen["default"]:
+        what = "kept OpenVINO's defaults"
+    else:
+        settings = {k: v for k, v in chosen["properties"].items() if k != "INFERENCE_PRECISION_HINT"}
+        what = " ".join(f"{k}={v}" for k, v in sorted(settings.items())) + f" batch={chosen['batch']}"
+        what += f" precision={chosen['resolved']['INFERENCE_PRECISION_HINT']}"
+    return (f"tuned for {tuning['objective']} ({measured} distinct of {len(tuning['candidates'])} candidates): "
+            f"{what}   {tuning['gain_vs_default']:.2f}x vs default")

@@ -1,0 +1,29 @@
+"""Stage `build` (intel): the artifact IR, proven to compile on its device."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from optbuild.stages.intel import ir
+from optbuild.stages.intel.runtime import RUNTIME_FILE, runtime_properties, write_runtime
+
+
+def save_ir(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> dict[str, Any]:
+    """The IR saved with an explicit weight compression choice, compiled once on the device to
+    prove it loads, and its runtime properties written next to it."""
+    import openvino as ov
+
+    core = ov.Core()
+    model = core.read_model(inputs["model.xml"])
+    ir.save(model, out_dir, params["compress_to_fp16"])
+    properties = runtime_properties(params)
+    compiled = core.compile_model(str(Path(out_dir, "model.xml")), params["device"], properties)
+    resolved = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
+    runtime = {"device": params["device"], "properties": properties}
+    write_runtime(out_dir, runtime)
+    return {
+        "files": ["model.xml", "model.bin", RUNTIME_FILE],
+        "data": {"runtime": runtime, "resolved_inference_precision": resolved,
+                 "compress_to_fp16": params["compress_to_fp16"]},
+    }
