@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.optbuild-installed
 # into its own folder, and tools/trt_stubs.py makes a mypy-readable copy (see pyproject [tool.mypy]).
 TRT_STUBS := $(VENV)/trt-stubs
 
-.PHONY: demo test typecheck setup datasets clean
+.PHONY: demo test test-fast typecheck lint-imports setup datasets clean
 
 $(STAMP): pyproject.toml constraints.txt tools/trt_stubs.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,12 +35,26 @@ datasets: $(FMNIST_DIR)
 demo: $(STAMP)
 	$(BIN)/optbuild recipe=efficientnet_lite0_int8
 
-# The TensorRT code cannot run here: mypy checks it against the TensorRT type stubs instead.
+# mypy over the whole package; the TensorRT code cannot run here, so it is checked against the
+# TensorRT type stubs instead.
 typecheck: $(STAMP)
 	MYPYPATH=$(TRT_STUBS) $(BIN)/python -m mypy
 
-test: $(STAMP) typecheck $(FMNIST_DIR)
-	$(BIN)/python -m pytest
+# The package's layers and the absence of import cycles (contracts in pyproject.toml).
+lint-imports: $(STAMP)
+	$(BIN)/lint-imports --no-cache
+
+# Tests run on both cores (pytest-xdist), a file per worker so that module fixtures are made
+# once; builds inside a test still use every core they get.
+PYTEST := $(BIN)/python -m pytest -n 2 --dist loadfile
+
+# The unit tier: plans, config errors, gates, the store and runner, datasets, passes on small
+# graphs; no model is built. Under two minutes on two cores.
+test-fast: $(STAMP) lint-imports
+	$(PYTEST) tests/unit
+
+test: $(STAMP) typecheck lint-imports $(FMNIST_DIR)
+	$(PYTEST) tests
 
 clean:
 	rm -rf outputs

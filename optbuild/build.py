@@ -89,7 +89,8 @@ def build(config: Config, recipe: RecipeFile, overrides: list[str], resolved: di
     manifest.update(measured)
     packaged = package(Path(config.out_dir) / recipe.name / f"{target}-{precision}", files, artifacts, manifest,
                        {PROVENANCE: statement(manifest)}, promote=not misses)
-    summary(console, manifest, str(packaged.path), packaged.reused)
+    summary(console, manifest, str(packaged.path), packaged.reused,
+            tuple((record.field, record.title) for record in build_plan.gated))
     if misses:  # published for inspection as a failed version; `latest` stays where it was
         raise OptbuildError(f"{manifest['failure']} — not promoted to latest; its manifest: "
                             f"{packaged.path / 'manifest.json'}")

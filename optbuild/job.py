@@ -16,7 +16,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from rich.console import Console
 
 from optbuild.config.recipes import RecipeFile
@@ -115,9 +115,10 @@ class BuildJob:
     def _build(self, cfg: DictConfig, recipe_name: str, overrides: list[str], log_path: str,
                sweep: bool) -> Any:
         from optbuild.build import build, passes_dry_run
+        from optbuild.config.compose import plain_config
         from optbuild.config.validate import check
 
-        resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+        resolved = plain_config(cfg)
         config = check(resolved)
         if config.passes_only:
             if sweep:

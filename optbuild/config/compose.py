@@ -37,6 +37,11 @@ def compose(recipe: str, overrides: Sequence[str] = (),
     register(found)
     with initialize_config_module(config_module="optbuild.conf", version_base="1.3"):
         composed = hydra_compose(config_name="config", overrides=[f"recipe={recipe}", *overrides])
+    return check(resolved := plain_config(composed)), resolved
+
+
+def plain_config(composed: Any) -> dict[str, Any]:
+    """A composed OmegaConf config as plain, resolved data."""
     resolved = OmegaConf.to_container(composed, resolve=True, enum_to_str=True)
     assert isinstance(resolved, dict)
-    return check(resolved), resolved
+    return {str(key): value for key, value in resolved.items()}

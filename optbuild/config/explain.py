@@ -43,7 +43,7 @@ def _known_keys(full_key: str) -> list[str]:
         hints = {f.name: f for f in fields(node)} if is_dataclass(node) else {}
         if part not in hints:
             return []
-        default = hints[part].default_factory  # type: ignore[misc]
+        default = hints[part].default_factory
         node = default() if callable(default) else None
         if isinstance(node, list):
             return []

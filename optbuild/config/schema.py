@@ -276,7 +276,7 @@ class TuneConfig:
     @model_validator(mode="after")
     def _space(self) -> TuneConfig:
         if not self.hints:
-            raise RuleError("hints", f"tune.hints must list one or more of {', '.join(PerformanceHint.values())}")
+            raise RuleError("hints", f"tune.hints=[] must list one or more of {', '.join(PerformanceHint.values())}")
         if not self.streams or any(n < 0 for n in self.streams):
             raise RuleError("streams", f"tune.streams={self.streams} must list stream counts >= 0 (0: the hint's "
                                        "choice)")

@@ -202,7 +202,7 @@ def _erf_gelu(erf: Any) -> tuple[Any, Any, list[Any]] | None:
         return None
     mul = _only_consumer(add.outputs[0], "Mul")
     other = _other(mul, add.outputs[0]) if mul is not None else None
-    if other is None:
+    if mul is None or other is None:
         return None
     if other is x:  # (x · (1 + erf)) · 0.5
         half = _only_consumer(mul.outputs[0], "Mul")

@@ -35,9 +35,12 @@ def cleanup(graph: Any) -> Any:
     return graph.cleanup(remove_unused_graph_inputs=False).toposort()
 
 
+REMOVABLE: tuple[Literal["Identity", "Dropout"], ...] = ("Identity", "Dropout")
+
+
 class RemoveParams(PassParams):
     ops: list[Literal["Identity", "Dropout"]] = Field(
-        default_factory=lambda: ["Identity", "Dropout"], description="op types to remove"
+        default_factory=lambda: list(REMOVABLE), description="op types to remove"
     )
 
 

@@ -15,6 +15,7 @@ class GatedRecord:
 
     field: str
     label: str = ""  # how a failed gate names it ("CPU proxy ")
+    title: str = ""  # how the summary introduces its numbers
 
 
 @dataclass(frozen=True)

@@ -130,7 +130,7 @@ def _shape(spec: dict[str, Any]) -> str:
     return f"{spec['name']}: {spec['dtype']}[{dims}]"
 
 
-def _size(n: int) -> str:
+def _size(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"

@@ -74,7 +74,7 @@ def _onnx_tensors(graph: Any) -> dict[str, Any]:
 
 
 def _parameter_stats(items: Any) -> dict[str, Any]:
-    count, size, by_dtype = 0, 0, Counter()
+    count, size, by_dtype = 0, 0, Counter[str]()
     for dtype, dims in items:
         elements = int(np.prod(dims)) if dims else 1
         count += elements

@@ -8,7 +8,10 @@ from rich.console import Console
 from rich.table import Table
 
 
-def summary(console: Console, manifest: dict[str, Any], path: str, reused: bool) -> None:
+def summary(console: Console, manifest: dict[str, Any], path: str, reused: bool,
+            measured: tuple[tuple[str, str], ...] = (("validation", ""),)) -> None:
+    """`measured`: the manifest's accuracy records to show, each with the words that say what
+    was measured (a target's plan gives them)."""
     title = f"{manifest['recipe']['name']} {manifest['target']}-{manifest['precision']}"
     table = Table(title=title, min_width=len(title) + 4)
     table.add_column("stage")
@@ -17,13 +20,10 @@ def summary(console: Console, manifest: dict[str, Any], path: str, reused: bool)
     for stage in manifest["stages"]:
         table.add_row(stage["name"], "hit" if stage["cache_hit"] else "ran", f"{stage['seconds']:.1f}")
     console.print(table)
-    validation, bench = manifest.get("validation"), manifest.get("benchmark")
-    if validation:
-        for line in accuracy_lines(validation):
+    for field, prefix in measured:
+        for line in accuracy_lines(manifest[field], prefix) if manifest.get(field) else []:
             console.print(line, highlight=False)
-    if manifest.get("cpu_proxy"):  # nvidia: ONNX Runtime on the prepared graph stands in for the engine
-        for line in accuracy_lines(manifest["cpu_proxy"], "CPU proxy (ONNX Runtime on the prepared ONNX vs FP32): "):
-            console.print(line, highlight=False)
+    bench = manifest.get("benchmark")
     if bench:
         for line in benchmark_lines(bench):
             console.print(line, highlight=False)
@@ -31,7 +31,7 @@ def summary(console: Console, manifest: dict[str, Any], path: str, reused: bool)
         console.print(tuning_line(manifest["tuning"]), highlight=False)
     what = "artifact" if manifest.get("status") != "failed" else "[red]failed[/] version (not latest)"
     console.print(f"{what}: [bold]{path}[/]" + (" (unchanged: reused)" if reused else ""))
-    if manifest.get("engine_built") is False:
+    if manifest.get("statement"):  # what the artifact is not (e.g. a build kit without an engine)
         console.print(manifest["statement"])
 
 
@@ -72,7 +72,7 @@ def benchmark_lines(bench: dict[str, Any]) -> list[str]:
 
 
 def tuning_line(tuning: dict[str, Any]) -> str:
-    chosen, default = tuning["chosen"], tuning["default"]
+    chosen = tuning["chosen"]
     measured = sum(1 for c in tuning["candidates"] if "same_as" not in c)
     if chosen["default"]:
         what = "kept OpenVINO's defaults"

@@ -12,10 +12,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from optbuild.config.choices import SourceKind
 from optbuild.errors import OptbuildError, first_line
 
 ENTRY_POINT_GROUP = "optbuild.sources"
-BUILTIN = ("torchvision", "efficientnet_lite0", "onnx")
 
 
 @runtime_checkable
@@ -39,7 +39,8 @@ def _entry_points() -> dict[str, metadata.EntryPoint]:
 
 
 def names() -> list[str]:
-    return [*BUILTIN, *sorted(set(_entry_points()) - set(BUILTIN))]
+    builtin = SourceKind.values()
+    return [*builtin, *sorted(set(_entry_points()) - set(builtin))]
 
 
 def check_name(name: str) -> None:
@@ -58,7 +59,7 @@ def origin(name: str) -> str:
 def plugin(name: str) -> ModelSource:
     """The installed source `name`, loaded; a broken plugin is one line naming it."""
     check_name(name)
-    if name in BUILTIN:
+    if name in SourceKind.values():
         raise OptbuildError(f"model.source '{name}' is built in, not a plugin")
     ep = _entry_points()[name]
     where = f"source plugin '{name} = {ep.value}' ({origin(name)}) in group {ENTRY_POINT_GROUP}"

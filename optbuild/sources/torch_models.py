@@ -72,7 +72,7 @@ def fetch_weights(inputs: dict[str, str], params: dict[str, Any], out_dir: str) 
     target = Path(out_dir, "weights.pt")
     if weights == LOCAL_WEIGHTS:
         _check_arch(source, name)
-        shutil.copyfile(local_weights(params["checkpoint"]), target)
+        shutil.copyfile(params["checkpoint"], target)  # planning resolved and checked it
         return {"files": ["weights.pt"], "data": {"weights": "local checkpoint"}}
     if source == "efficientnet_lite0":
         shutil.copyfile(efficientnet_weights_file(), target)

@@ -36,6 +36,7 @@ CASES = [
     ("zero samples", ["recipe=small_int8", "calibration.num_samples=0"], ["calibration.num_samples=0", "at least 1"]),
     ("negative seed", ["recipe=small", "validate.seed=-1"], ["validate.seed=-1"]),
     ("no benchmark iterations", ["recipe=small", "benchmark.iterations=0"], ["benchmark.iterations=0"]),
+    ("no throughput time", ["recipe=small", "benchmark.throughput_seconds=0"], ["benchmark.throughput_seconds=0"]),
     ("gate given in percent", ["recipe=small", "validate.min_top1_agreement=95"],
      ["validate.min_top1_agreement=95.0 is out of range"]),
     ("labeled gate on photos", ["recipe=small", "validate.max_top1_drop=0.01"], ["validate.max_top1_drop needs labels"]),
@@ -156,3 +157,17 @@ def test_passes_verb_lists_passes_with_parameters(run) -> None:
     assert result.returncode == 0, result.stderr
     assert "fold_constants(size_threshold_bytes" in result.stdout
     assert "set_input_shape(input: str" in result.stdout
+
+
+@pytest.mark.parametrize("override, says", [
+    ("tune.hints=[]", "tune.hints=[]"),
+    ("tune.hints=[FASTEST]", "LATENCY, THROUGHPUT"),
+    ("tune.batches=[1,0]", "tune.batches=[1, 0] must list batch sizes >= 1"),
+    ("tune.seconds=-1", "tune.seconds=-1.0 must be > 0"),
+    ("tune.streams=[-1]", "stream counts >= 0"),
+    ("tune.inference_precisions=[bf16]", "precision=fp32: use a subset of ['f32']"),
+])
+def test_bad_tune_settings_fail_before_any_work(run, tmp_path: Path, override: str, says: str):
+    line = error_line(run("recipe=small", "tune.enabled=true", override))
+    assert says in line
+    assert not (tmp_path / "outputs/.cache/actions").exists()

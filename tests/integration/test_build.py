@@ -171,34 +171,11 @@ def test_int8_calibrated_from_npz_and_image_folder(cli, tmp_path: Path):
     assert {p.name for p in root.glob("v*")} == {"v1", "v2"}  # different data, different artifacts
 
 
-def test_bad_calibration_folder_is_one_line_and_publishes_nothing(cli, tmp_path: Path):
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    line = error_line(cli("recipe=tiny_int8", "calibration.dataset=image_folder", f"calibration.path={empty}"))
-    assert str(empty) in line
-    assert not (tmp_path / "outputs/tiny_int8").exists()
-
-
-def test_missing_onnx_file_is_one_line(cli, recipe_dir: Path, tmp_path: Path):
-    line = error_line(cli("recipe=tiny", f"model.path={tmp_path / 'nope.onnx'}"))
-    assert "nope.onnx" in line and "not a file" in line
-    not_onnx = tmp_path / "notes.onnx"
-    not_onnx.write_text("hello")
-    line = error_line(cli("recipe=tiny", f"model.path={not_onnx}"))
-    assert "not a valid ONNX model" in line
-
-
-def test_passes_only_dry_run_shows_each_pass_and_publishes_nothing(cli, tmp_path: Path):
-    result = cli("recipe=tiny", "passes_only=true", "passes=[fold_constants,dynamic_batch]")
+def test_recipe_default_precision_and_command_line_wins(cli, tmp_path: Path):
+    result = cli("recipe=tiny_int8", "precision=fp32", "benchmark.enabled=false", "validate.enabled=false")
     assert result.returncode == 0, result.stderr
-    assert "1. fold_constants" in result.stderr and "2. dynamic_batch" in result.stderr
-    assert "input: float32[1,3,32,32]  ->  input: float32[batch,3,32,32]" in result.stderr
-    assert "nothing was published" in result.stderr
-    assert not (tmp_path / "outputs/tiny").exists()
-    # A later full build reuses the dry run's stages.
-    result = cli("recipe=tiny", "passes=[fold_constants,dynamic_batch]", *FAST)
-    assert result.returncode == 0, result.stderr
-    hits = {s["name"]: s["cache_hit"] for s in manifest_of(tmp_path / "outputs/tiny/intel-fp32/v1")["stages"]}
-    assert hits["source"] and hits["surgery"] and not hits["quantize"]
-    sweep = cli("-m", "recipe=tiny", "passes_only=true")
-    assert sweep.returncode != 0 and "dry run of one build: run it without -m" in sweep.stderr
+    assert (tmp_path / "outputs/tiny_int8/intel-fp32/v1").is_dir()
+    assert not (tmp_path / "outputs/tiny_int8/intel-int8").exists()
+    manifest = manifest_of(tmp_path / "outputs/tiny_int8/intel-fp32/v1")
+    assert manifest["precision"] == "fp32"
+    assert "precision=fp32" in manifest["overrides"]

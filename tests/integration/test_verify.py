@@ -57,7 +57,7 @@ def test_missing_and_extra_files_are_named(cli, built: Path):
 def test_an_edited_config_slice_breaks_the_chain(cli, built: Path):
     manifest = manifest_of(built)
     quantize = next(s for s in manifest["stages"] if s["name"] == "quantize")
-    quantize["params"]["calibration"]["num_samples"] = 999
+    quantize["external"]["calibration"]["num_samples"] = 999
     (built / "manifest.json").write_text(json.dumps(manifest))
     line = error_line(cli("verify", str(built)))
     assert "quantize: recorded key does not recompute" in line
@@ -99,8 +99,8 @@ def test_provenance_is_an_in_toto_slsa_statement(built: Path, tiny_onnx: Path, r
     assert definition["externalParameters"]["recipe"]["sha256"] == sha256_file(recipe_dir / "tiny_int8.yaml")
     deps = {d["name"]: d["digest"]["sha256"] for d in definition["resolvedDependencies"]}
     assert deps["recipe:tiny_int8"] == sha256_file(recipe_dir / "tiny_int8.yaml")
-    assert deps["model:model.onnx"]  # the ONNX file, by content
-    assert "calibration set" in deps and "validation set" in deps
+    assert deps["source:model"] == sha256_file(tiny_onnx)  # the ONNX file, by content
+    assert set(deps) == {"recipe:tiny_int8", "source:model", "quantize:calibration", "validate:dataset"}
 
 
 def test_verify_walks_an_outputs_tree(cli, built: Path, tmp_path: Path):
@@ -122,7 +122,8 @@ def _engine_manifest(plan_digest: str, layer_hash: str, cosine: float) -> dict:
         "stages": [
             {"name": "precision", "outputs": [{"path": "model.onnx", "sha256": "a" * 64}]},
             {"name": "engine", "outputs": [{"path": "model.plan", "sha256": plan_digest},
-                                           {"path": "model.onnx", "sha256": "a" * 64}]},
+                                           {"path": "model.onnx", "sha256": "a" * 64}],
+             "unstable_outputs": ["model.plan", "engine.json", "timing.cache"]},
         ],
         "artifacts": [{"path": "model.plan", "sha256": plan_digest}, {"path": "model.onnx", "sha256": "a" * 64}],
         "engine": {"layer_hash": layer_hash},

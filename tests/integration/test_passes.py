@@ -414,7 +414,7 @@ def test_onnx_source_with_external_data_keys_on_the_data(effnet: Path, tmp_path:
     assert list(identity["external_data_sha256"]) == ["net.onnx.data"]
     out = tmp_path / "out"
     out.mkdir()
-    assert import_onnx({}, {"path": str(folder / "net.onnx")}, str(out))["files"] == ["model.onnx"]
+    assert import_onnx({}, {"model": str(folder / "net.onnx")}, str(out))["files"] == ["model.onnx"]
     data = bytearray((folder / "net.onnx.data").read_bytes())
     data[1000] ^= 0xFF
     (folder / "net.onnx.data").write_bytes(bytes(data))

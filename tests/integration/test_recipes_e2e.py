@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -37,16 +36,13 @@ def test_quickstart_is_byte_reproducible_and_cached(shipped: Cli, tmp_path: Path
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert "byte-identical outputs at every stage" in verify.stdout
 
-    # Again, cached: every stage a hit, still v1, and quick (best of two for a noisy machine).
-    seconds = []
-    for _ in range(2):
-        started = time.perf_counter()
-        result = shipped("recipe=efficientnet_lite0_int8", f"out_dir={tmp_path / 'a'}", *QUICK)
-        seconds.append(time.perf_counter() - started)
-        assert result.returncode == 0, result.stderr
+    # Again, cached: every stage a hit and still v1 (tests/integration/test_build.py checks that a cached
+    # build imports no toolkit; timing belongs in benchmarks, not in a test).
+    result = shipped("recipe=efficientnet_lite0_int8", f"out_dir={tmp_path / 'a'}", *QUICK)
+    assert result.returncode == 0, result.stderr
     assert "reused" in result.stderr
     assert sorted(p.name for p in versions[0].parent.glob("v*")) == ["v1"]
-    assert min(seconds) <= 2.0, seconds
+    assert manifest_of(versions[0].parent / "latest")["version"] == 1
 
 
 def test_offline_torchvision_weights_fail_with_the_override_to_use(shipped: Cli, tmp_path: Path):

@@ -1,7 +1,7 @@
 """The translation from recipe settings to TensorRT builder calls, for TensorRT 10- and 11-style
 APIs, against `RecordingTensorRT`: a recording double of the `tensorrt` module, used at that one
 boundary only (engine.use). It builds nothing; nothing else in the suite rests on it. The real
-build runs in tests/test_nvidia_gpu.py where TensorRT and a GPU exist."""
+build runs in tests/integration/test_nvidia_gpu.py where TensorRT and a GPU exist."""
 
 from __future__ import annotations
 

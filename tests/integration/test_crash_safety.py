@@ -18,9 +18,16 @@ from optbuild.store import Store
 FAST = ("benchmark.enabled=false", "validate.num_samples=4", "progress=false")
 
 
+def _interruptible() -> None:
+    """A test runner's worker may ignore SIGINT (pytest-xdist does), and a child inherits that:
+    give the build the default disposition, as a shell in a terminal would."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(cli, *args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "optbuild.cli", "recipe=tiny_int8", *FAST, *args],
-                            cwd=cli.cwd, env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=cli.cwd, env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_interruptible)
 
 
 def assert_consistent(out: Path) -> None:

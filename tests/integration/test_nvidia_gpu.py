@@ -1,5 +1,5 @@
 """The real TensorRT engine: only where TensorRT and an NVIDIA GPU exist (skipped elsewhere, with
-the reason). Same tiny recipes as tests/test_build.py."""
+the reason). Same tiny recipes as tests/integration/test_build.py."""
 
 from __future__ import annotations
 

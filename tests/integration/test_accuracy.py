@@ -12,9 +12,20 @@ import pytest
 from conftest import REPO, error_line, manifest_of
 
 VALIDATE = ("benchmark.enabled=false", "validate.num_samples=2000", "validate.min_top1=0.8")
-# Calibrating the CNN on two crops of natural photos instead of Fashion-MNIST: ranges that fit
-# the data badly, so INT8 loses accuracy.
-HURT = ("calibration.dataset=sample_photos", "calibration.num_samples=2", "calibration.split=null")
+
+
+@pytest.fixture(scope="module")
+def hurt(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, ...]:
+    """A calibration set ~20x wider than the real inputs: INT8 ranges that fit the data badly,
+    so INT8 loses accuracy (on 2000 test images: 2.6 points of top-1 for intel, 5.7 for the
+    TensorRT graph on the CPU proxy, where two crops of natural photos lost 0.4 on one CPU and
+    nothing on another; 40x wide made every layer matter, 12x wide too little for intel)."""
+    import numpy as np
+
+    path = tmp_path_factory.mktemp("hurt") / "wide.npz"
+    np.savez(path, x=(np.random.default_rng(0).standard_normal((8, 1, 28, 28)) * 20).astype(np.float32))
+    return ("calibration.dataset=npz", f"calibration.path={path}", "calibration.num_samples=8",
+            "calibration.split=null")
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +57,10 @@ def test_int8_cnn_keeps_top1_within_the_recipe_gate(cli, cnn, tmp_path: Path):
     assert len(manifest["validation_dataset"]["content_sha256"]) == 2  # the test split's two files
 
 
-def test_impossible_gate_fails_in_one_line_and_keeps_latest(cli, cnn, tmp_path: Path):
+def test_impossible_gate_fails_in_one_line_and_keeps_latest(cli, cnn, hurt, tmp_path: Path):
     root = tmp_path / "outputs/fashion_mnist_cnn_int8/intel-int8"
     assert build(cli, cnn).returncode == 0
-    line = error_line(build(cli, cnn, *HURT, "validate.max_top1_drop=0.0"))
+    line = error_line(build(cli, cnn, *hurt, "validate.max_top1_drop=0.0"))
     assert "top-1 drop" in line and "validate.max_top1_drop 0.0" in line and "not promoted" in line
     assert (root / "latest").resolve().name == "v1"
     failed = manifest_of(root / "v2")
@@ -59,13 +70,13 @@ def test_impossible_gate_fails_in_one_line_and_keeps_latest(cli, cnn, tmp_path: 
     assert "status: FAILED, not promoted to latest" in shown and "accuracy on 2000 labeled samples" in shown
 
 
-def test_accuracy_control_recovers_a_hurt_calibration(cli, cnn, tmp_path: Path):
-    hurt = build(cli, cnn, *HURT, "validate.max_top1_drop=null", "validate.min_top1_agreement=null")
-    assert hurt.returncode == 0, hurt.stderr
+def test_accuracy_control_recovers_a_hurt_calibration(cli, cnn, hurt, tmp_path: Path):
+    first = build(cli, cnn, *hurt, "validate.max_top1_drop=null", "validate.min_top1_agreement=null")
+    assert first.returncode == 0, first.stderr
     root = tmp_path / "outputs/fashion_mnist_cnn_int8/intel-int8"
     assert manifest_of(root / "v1")["validation"]["top1_drop"] > 0.005
-    controlled = build(cli, cnn, *HURT, "quantize.accuracy_control.enabled=true",
-                       "quantize.accuracy_control.max_drop=0.005")
+    controlled = build(cli, cnn, *hurt, "quantize.accuracy_control.enabled=true",
+                       "quantize.accuracy_control.max_drop=0.005", "validate.max_top1_drop=0.005")
     assert controlled.returncode == 0, controlled.stderr
     manifest = manifest_of(root / "v2")
     assert manifest["validation"]["top1_drop"] <= 0.005
@@ -84,9 +95,9 @@ def test_labeled_settings_on_unlabeled_data_fail_before_any_work(cli, cnn, tmp_p
     assert not (tmp_path / "outputs/fashion_mnist_cnn_int8").exists()
 
 
-def test_nvidia_accuracy_control_keeps_the_most_sensitive_layers_out_of_qdq(cli, cnn, tmp_path: Path):
+def test_nvidia_accuracy_control_keeps_the_most_sensitive_layers_out_of_qdq(cli, cnn, hurt, tmp_path: Path):
     """For TensorRT the Q/DQ graph is what gets built: the CPU proxy measures it."""
-    nvidia = ("target=nvidia", "target.engine=kit", *HURT, "validate.max_top1_drop=null", "validate.min_top1=null",
+    nvidia = ("target=nvidia", "target.engine=kit", *hurt, "validate.max_top1_drop=null", "validate.min_top1=null",
               "validate.min_top1_agreement=null")
     root = tmp_path / "outputs/fashion_mnist_cnn_int8/nvidia-int8"
     assert build(cli, cnn, *nvidia).returncode == 0

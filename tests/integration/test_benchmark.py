@@ -75,10 +75,7 @@ def test_torch_source_is_also_timed_in_torch_eager(cli, recipe_dir: Path, tmp_pa
     assert "torch eager" in result.stderr
 
 
-def test_non_positive_throughput_seconds_fails_at_plan_time(cli, tmp_path: Path):
-    line = error_line(cli("recipe=tiny", "benchmark.throughput_seconds=0"))
-    assert "benchmark.throughput_seconds=0" in line
-    assert not (tmp_path / "outputs/.cache/actions").exists()  # no stage ran
+
 
 
 def test_measuring_stages_take_turns_across_processes(tmp_path: Path, monkeypatch):

@@ -1,11 +1,8 @@
 """The stage runner over a real store: cache keys, hits, reruns, isolation and errors.
 
 The stage functions live in tests/stage_fns.py because each one runs in a freshly spawned
-interpreter (optbuild/isolate.py), which unpickles the function by module and name. The spawned
-child receives the parent's sys.path, so it imports the module under the same name the parent
-used: `tests.stage_fns` when the project root is on sys.path (`python -m pytest` from the
-project root, as the Makefile runs it), else `stage_fns` (pytest's default "prepend" import
-mode puts tests/ itself on sys.path, since tests/ has no __init__.py).
+interpreter (optbuild/pipeline/isolate.py), which unpickles the function by module and name:
+the spawned child receives the parent's sys.path, with tests/ on it, and imports `stage_fns`.
 """
 
 from __future__ import annotations
@@ -23,10 +20,7 @@ from optbuild.publish.manifest import stage_entry
 from optbuild.publish.verify import check_chain
 from optbuild.store import Store
 
-try:
-    from tests import stage_fns
-except ImportError:  # plain `pytest` entry point: the project root is not on sys.path
-    import stage_fns
+import stage_fns  # tests/ is on sys.path (pyproject: pytest pythonpath)
 
 
 class Recorder:
