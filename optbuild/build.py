@@ -11,6 +11,7 @@ from typing import Any
 
 from rich.console import Console
 
+from optbuild.config.paths import portable_config, portable_overrides
 from optbuild.config.recipes import RecipeFile
 from optbuild.config.schema import Config
 from optbuild.errors import OptbuildError
@@ -80,15 +81,15 @@ def build(config: Config, recipe: RecipeFile, overrides: list[str], resolved: di
     artifacts = [{"path": n, "sha256": b.sha256, "bytes": b.bytes} for n, b in sorted(shipped.items())]
     target, precision = config.target.name.value, config.precision.name.value
     manifest = skeleton(
-        recipe={"name": recipe.name, "path": str(recipe.path), "sha256": recipe.sha256},
-        target=target, precision=precision, overrides=overrides, config=resolved,
+        recipe={"name": recipe.name, "path": recipe.path.name, "sha256": recipe.sha256, "packaged": recipe.packaged},
+        target=target, precision=precision, overrides=portable_overrides(overrides), config=portable_config(resolved),
         stages=[stage_entry(results[s.name], s.unstable) for s in build_plan.stages], artifacts=artifacts,
         status="failed" if misses else "passed",
         failure=("validation gate failed: " + "; ".join(misses)) if misses else None, gates=gates,
     )
     manifest.update(measured)
-    packaged = package(Path(config.out_dir) / recipe.name / f"{target}-{precision}", files, artifacts, manifest,
-                       {PROVENANCE: statement(manifest)}, promote=not misses)
+    packaged = package(Path(config.out_dir) / recipe.name / f"{target}-{precision}", files, manifest,
+                       lambda final: {PROVENANCE: statement(final)}, promote=not misses)
     summary(console, manifest, str(packaged.path), packaged.reused,
             tuple((record.field, record.title) for record in build_plan.gated))
     if misses:  # published for inspection as a failed version; `latest` stays where it was

@@ -12,6 +12,7 @@ import os
 import sys
 import traceback
 
+from optbuild.core.logs import warnings_to_stderr
 from optbuild.errors import OptbuildError
 
 log = logging.getLogger("optbuild")
@@ -43,6 +44,7 @@ def _chosen_recipes(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    warnings_to_stderr()
     if argv and not argv[0].startswith("-") and "=" not in argv[0]:
         from optbuild.verbs import run_verb
 
@@ -52,7 +54,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def _guarded(action, argv: list[str]) -> int:
     try:
-        return action()
+        code = action()
+        sys.stdout.flush()  # here, not at exit: a reader that went away is seen below
+        return code
+    except BrokenPipeError:  # stdout closed by its reader (`| head`): not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # and no second complaint when Python flushes it at exit
+        return 0
+    except SystemExit as err:  # a verb's argparse: --help (0) or a usage error it already printed
+        return err.code if isinstance(err.code, int) else 1
     except OptbuildError as err:
         if _debug_requested(argv):
             traceback.print_exc()
@@ -75,6 +85,7 @@ def _hydra_build(argv: list[str]) -> int:
 
     from optbuild.config import recipes
     from optbuild.config.compose import register
+    from optbuild.config.trust import check_command_line
     from optbuild.job import BuildJob
 
     found = recipes.discover()
@@ -85,9 +96,11 @@ def _hydra_build(argv: list[str]) -> int:
         raise OptbuildError(
             f"no recipe given: run `optbuild recipe=NAME`; available: {', '.join(sorted(found))}"
         )
-    for name in _chosen_recipes(argv):
-        recipes.load(recipes.check_name(name, found))
-    register(found)
+    check_command_line(argv)
+    chosen = tuple(_chosen_recipes(argv))
+    for name in chosen:
+        recipes.load_chosen(name, found)
+    register(found, chosen)
     from hydra_plugins.optbuild_ray_launcher.ray_launcher import register as register_ray_launcher
 
     register_ray_launcher()  # hydra/launcher=ray (ray itself is imported only when chosen)

@@ -20,26 +20,11 @@ from omegaconf import DictConfig
 from rich.console import Console
 
 from optbuild.config.recipes import RecipeFile
+from optbuild.core.logs import log_to_file
 from optbuild.errors import OptbuildError
 from optbuild.sweep.record import JobRecord, write_record
 
 log = logging.getLogger("optbuild")
-
-
-def _log_to(path: Path) -> list[logging.Handler]:
-    """Everything to the run's log file; warnings (e.g. a corrupt cache object) also to stderr."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    to_file = logging.FileHandler(path)
-    to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    to_terminal = logging.StreamHandler(sys.stderr)
-    to_terminal.setLevel(logging.WARNING)
-    to_terminal.setFormatter(logging.Formatter("optbuild: warning: %(message)s"))
-    root = logging.getLogger("optbuild")
-    root.setLevel(logging.INFO)
-    root.propagate = False
-    for handler in (to_file, to_terminal):
-        root.addHandler(handler)
-    return [to_file, to_terminal]
 
 
 def _stdlib_start_method() -> None:
@@ -74,7 +59,7 @@ class BuildJob:
         label = " ".join(overrides) if sweep else ""
         job_dir = Path(hydra.runtime.output_dir)
         log_path = job_dir / "optbuild.log"
-        handlers = _log_to(log_path)
+        handlers = [log_to_file(log_path)]
         debug = bool(cfg.get("debug", False))
         record = JobRecord(job=int(hydra.job.num) if sweep else None, overrides=overrides,
                            recipe=hydra.runtime.choices.get("recipe"), log=str(log_path.absolute()))

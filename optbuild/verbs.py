@@ -22,8 +22,9 @@ def _inspect(args: list[str]) -> int:
 def _verify(args: list[str]) -> int:
     """Check an artifact's integrity, build chain and provenance; --rebuild reproduces it."""
     from optbuild.publish.verify import run
+    from optbuild.rebuild import check_rebuild
 
-    return run(args)
+    return run(args, check_rebuild)
 
 
 def _report(args: list[str]) -> int:

@@ -18,11 +18,11 @@ from optbuild.config.validate import check
 SCHEMA_NODE = "optbuild_schema"  # the name conf/config.yaml lists first in its defaults
 
 
-def register(found: dict[str, recipes.RecipeFile]) -> None:
-    """Every readable recipe and the structured schema into Hydra's ConfigStore."""
+def register(found: dict[str, recipes.RecipeFile], chosen: tuple[str, ...] = ()) -> None:
+    """Every usable recipe and the structured schema into Hydra's ConfigStore."""
     from hydra.core.config_store import ConfigStore
 
-    recipes.register(found)
+    recipes.register(found, chosen)
     ConfigStore.instance().store(name=SCHEMA_NODE, node=Config)
 
 
@@ -33,8 +33,8 @@ def compose(recipe: str, overrides: Sequence[str] = (),
     from hydra import initialize_config_module
 
     found = recipes.discover() if found is None else found
-    recipes.load(recipes.check_name(recipe, found))
-    register(found)
+    recipes.load_chosen(recipe, found)
+    register(found, (recipe,))
     with initialize_config_module(config_module="optbuild.conf", version_base="1.3"):
         composed = hydra_compose(config_name="config", overrides=[f"recipe={recipe}", *overrides])
     return check(resolved := plain_config(composed)), resolved

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
+from optbuild.errors import file_problem
+
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
     seen: set[int] = set()
@@ -53,9 +55,7 @@ def _known_keys(full_key: str) -> list[str]:
 def explain(exc: BaseException) -> str:
     for err in _chain(exc):
         if isinstance(err, OSError) and err.strerror:
-            where = f" {err.filename}" if err.filename else ""
-            return (f"cannot write{where} ({err.strerror}): choose a writable out_dir=... "
-                    "(and cache_dir=...) with free space")
+            return file_problem(err)
         unknown = isinstance(err, ConfigKeyError) or " not in '" in str(getattr(err, "msg", ""))
         if isinstance(err, OmegaConfBaseException) and unknown and getattr(err, "full_key", None):
             return unknown_key(str(err.full_key))

@@ -21,3 +21,19 @@ def fraction(key: str, value: float | None) -> None:
 def at_least(key: str, value: float | None, low: float) -> None:
     if value is not None and not value >= low:
         raise RuleError(key, f"{{key}}={value} must be at least {low:g}")
+
+
+def within(key: str, value: float | None, low: float, high: float, why: str = "") -> None:
+    """low <= value <= high (NaN is neither): bounds checked before any work, so that a typo
+    cannot hold the machine for hours."""
+    if value is not None and not low <= value <= high:
+        raise RuleError(key, f"{{key}}={value} must be between {_number(low)} and {_number(high)}{why}")
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+MAX_SAMPLES = 1_000_000
+MAX_SECONDS = 600.0  # any one measurement
+MAX_SEED = 2**32 - 1

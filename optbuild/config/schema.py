@@ -10,17 +10,15 @@ choose values that differ).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field, is_dataclass
 from enum import Enum
 from typing import Any, Optional
 
 from omegaconf import MISSING
-from pydantic import ConfigDict, field_validator, model_validator
+from pydantic import ConfigDict, ValidationInfo, field_validator, model_validator
 
 from optbuild.config.choices import (
     ALLOWED_INFERENCE_PRECISIONS,
-    FASHION_MNIST_SPLITS,
-    UNLABELED_KINDS,
     AccuracyMetric,
     DatasetKind,
     Engine,
@@ -31,7 +29,8 @@ from optbuild.config.choices import (
     SourceKind,
     TargetName,
 )
-from optbuild.config.rules import RuleError, at_least, fraction
+from optbuild.config.datasets import DatasetConfig, ValidateConfig
+from optbuild.config.rules import MAX_SECONDS, MAX_SEED, RuleError, at_least, within
 from optbuild.config.tensorrt import TensorRTConfig
 
 _STRICT = ConfigDict(extra="forbid")
@@ -96,6 +95,12 @@ class ModelConfig:
     output_names: list[str] = field(default_factory=lambda: ["logits"])
     preprocess: Preprocess = field(default_factory=Preprocess)
 
+    @field_validator("seed")
+    @classmethod
+    def _seed(cls, value: int) -> int:
+        within("seed", value, 0, MAX_SEED)
+        return value
+
     @model_validator(mode="after")
     def _source_fields(self) -> ModelConfig:
         if self.source == SourceKind.onnx and not self.path:
@@ -114,99 +119,11 @@ class ExportConfig:
     __pydantic_config__ = _STRICT
     opset: int = 17
 
-
-@dataclass
-class DatasetConfig:
-    __pydantic_config__ = _STRICT
-    dataset: Optional[DatasetKind] = None
-    path: Optional[str] = None
-    num_samples: int = 300
-    seed: int = 0
-    key: Optional[str] = None  # npz: the array's name
-    split: Optional[str] = None  # fashion_mnist: test (default) or train
-    # Labels to model outputs: dataset class name -> output index (or a list of accepted indices).
-    # Samples of classes left out are skipped. Empty: class i -> output i (image_folder: sorted
-    # class-folder names; fashion_mnist: its ten classes in their official order). Not Optional:
-    # Hydra cannot override a None dict with `key={a: 1}`.
-    label_map: dict[str, Any] = field(default_factory=dict)
-
-    @field_validator("num_samples")
+    @field_validator("opset")
     @classmethod
-    def _samples(cls, value: int) -> int:
-        at_least("num_samples", value, 1)
+    def _opset(cls, value: int) -> int:
+        within("opset", value, 7, 30, " (an ONNX opset)")
         return value
-
-    @field_validator("seed")
-    @classmethod
-    def _seed(cls, value: int) -> int:
-        at_least("seed", value, 0)
-        return value
-
-    @field_validator("label_map")
-    @classmethod
-    def _label_map(cls, value: dict[str, Any]) -> dict[str, Any]:
-        for name, indices in value.items():
-            listed = indices if isinstance(indices, list) else [indices]
-            if not listed or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in listed):
-                raise RuleError(f"label_map.{name}", f"label_map['{name}'] is {indices!r}: give a model output "
-                                                     "index (integer >= 0) or a non-empty list of them")
-        return value
-
-    @model_validator(mode="after")
-    def _fields_of_kind(self) -> DatasetConfig:
-        kind = self.dataset
-        if kind is None:
-            return self
-        if kind is DatasetKind.sample_photos and (self.path is not None or self.key is not None):
-            raise RuleError("dataset", "dataset 'sample_photos' does not use 'path' or 'key': remove them, or "
-                                       "pick dataset 'image_folder' / 'npz' to use your own data")
-        if kind in (DatasetKind.image_folder, DatasetKind.fashion_mnist) and self.key is not None:
-            raise RuleError("key", f"dataset '{kind.value}' does not use 'key': remove it")
-        if kind in (DatasetKind.image_folder, DatasetKind.npz) and self.path is None:
-            raise RuleError("path", f"dataset '{kind.value}' needs a 'path': set it to your data")
-        if self.split is not None and kind is not DatasetKind.fashion_mnist:
-            raise RuleError("split", f"dataset '{kind.value}' has no splits: remove 'split'")
-        if self.split is not None and self.split not in FASHION_MNIST_SPLITS:
-            raise RuleError("split", f"fashion_mnist split '{self.split}' does not exist: use "
-                                     f"{' or '.join(FASHION_MNIST_SPLITS)}")
-        if self.label_map and kind in UNLABELED_KINDS:
-            raise RuleError("label_map", f"dataset '{kind.value}' has no labels, so 'label_map' means nothing: "
-                                         "remove it")
-        return self
-
-    @property
-    def unlabeled(self) -> bool:
-        """A kind of data that never has labels."""
-        return self.dataset in UNLABELED_KINDS
-
-
-@dataclass
-class ValidateConfig(DatasetConfig):
-    __pydantic_config__ = _STRICT
-    enabled: bool = True
-    dataset: Optional[DatasetKind] = DatasetKind.sample_photos
-    num_samples: int = 32
-    seed: int = 1
-    # Gates: a build that misses one is published as failed, never as `latest`.
-    min_top1_agreement: Optional[float] = None  # with the FP32 reference, 0..1
-    min_cosine: Optional[float] = None
-    max_top1_drop: Optional[float] = None  # labeled data: reference top-1 minus artifact top-1, 0..1
-    max_top5_drop: Optional[float] = None
-    min_top1: Optional[float] = None  # labeled data: the artifact's top-1 accuracy, 0..1
-
-    LABELED_GATES = ("max_top1_drop", "max_top5_drop", "min_top1")
-
-    @model_validator(mode="after")
-    def _gates(self) -> ValidateConfig:
-        for key in (f.name for f in fields(self) if f.name.startswith(("min_", "max_"))):
-            fraction(f"validate.{key}", getattr(self, key))
-        if self.unlabeled:
-            given = [key for key in self.LABELED_GATES if getattr(self, key) is not None]
-            if given:
-                raise RuleError(given[0], f"validate.{given[0]} needs labels but validate.dataset="
-                                          f"{as_data(self.dataset)} has none: use a labeled set (image_folder "
-                                          "with class folders, or fashion_mnist) or drop it")
-        return self
 
 
 @dataclass
@@ -251,6 +168,9 @@ class BenchmarkConfig:
     def _bounds(self) -> BenchmarkConfig:
         at_least("iterations", self.iterations, 1)
         at_least("warmup", self.warmup, 0)
+        within("iterations", self.iterations, 1, 100_000)
+        within("warmup", self.warmup, 0, 10_000)
+        within("throughput_seconds", self.throughput_seconds, 0, MAX_SECONDS, " (seconds)")
         if not self.throughput_seconds > 0:
             raise RuleError("throughput_seconds", f"benchmark.throughput_seconds={self.throughput_seconds} "
                                                   "must be > 0")
@@ -282,6 +202,9 @@ class TuneConfig:
                                        "choice)")
         if not self.batches or any(n < 1 for n in self.batches):
             raise RuleError("batches", f"tune.batches={self.batches} must list batch sizes >= 1")
+        within("seconds", self.seconds, 0, MAX_SECONDS, " (seconds per candidate)")
+        within("streams", max(self.streams, default=0), 0, 256, " (largest stream count)")
+        within("batches", max(self.batches, default=1), 1, 4096, " (largest batch)")
         if not self.seconds > 0:
             raise RuleError("seconds", f"tune.seconds={self.seconds} must be > 0 (measuring time per candidate)")
         return self
@@ -325,6 +248,14 @@ class Config:
     progress: bool = True
     # Dry run: source, export and surgery only; print what each pass changed, publish nothing.
     passes_only: bool = False
+
+    @field_validator("out_dir", "cache_dir")
+    @classmethod
+    def _place(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and not value.strip():
+            raise RuleError(str(info.field_name), f"{info.field_name} is empty: give a directory (or leave it out for "
+                                                  "the default)")
+        return value
 
     @model_validator(mode="after")
     def _cross_sections(self) -> Config:

@@ -23,6 +23,7 @@ INSTANTIATION_KEYS = ("_target_", "_args_", "_partial_", "_recursive_", "_conver
 # `${name:...}`: a resolver call; `${a.b}` (a reference to another key) is plain data.
 _RESOLVER = re.compile(r"\$\{\s*([A-Za-z_][\w.]*)\s*:")
 _PLAIN = (str, int, float, bool, type(None))
+_RECIPE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 LAUNCHERS = ("basic", "joblib", "ray", "slurm", "submitit_local", "submitit_slurm")
 # Each launcher's documented resource settings. Not here, on purpose: anything that runs shell
@@ -61,48 +62,77 @@ def check_recipe(path: Path, node: Any) -> None:
         raise OptbuildError(f"recipe file {path} sets 'hydra' settings, which recipes may not do; pass launcher "
                             "or output options on the command line instead")
     _check_defaults(path, node.get("defaults", []))
-    for key, value, is_key in _walk({k: v for k, v in node.items() if k != "defaults"}):
-        _check_value(f"recipe file {path}", key, value, is_key)
+    check_data(f"recipe file {path}", {k: v for k, v in node.items() if k != "defaults"})
+
+
+def check_data(where: str, node: Any) -> None:
+    """Plain values only: no instantiation keys, no resolver calls, no YAML-only types."""
+    try:
+        for key, value, is_key in _walk(node):
+            _check_value(where, key, value, is_key)
+    except _TooLarge:
+        raise OptbuildError(f"{where} expands to more than {MAX_RECIPE_NODES} values (YAML aliases?): a config "
+                            "is small") from None
+
+
+def included_recipes(node: dict[str, Any]) -> list[str]:
+    """The other recipes a recipe builds on (`defaults: [resnet50, ...]`)."""
+    return [entry for entry in node.get("defaults", []) if isinstance(entry, str) and _RECIPE_NAME.match(entry)
+            and entry != "_self_"]
 
 
 def _check_defaults(path: Path, defaults: Any) -> None:
-    """Only `_self_` and choices of the target and precision groups."""
+    """Only `_self_`, other recipes by plain name, and choices of the target and precision
+    groups."""
     if not isinstance(defaults, list):
         raise OptbuildError(f"recipe file {path}: 'defaults' must be a list")
     for entry in defaults:
-        if entry == "_self_":
+        if entry == "_self_" or (isinstance(entry, str) and _RECIPE_NAME.match(entry)):
             continue
         group = next(iter(entry)) if isinstance(entry, dict) and len(entry) == 1 else None
         name = str(group).removeprefix("override").strip().lstrip("/") if group is not None else ""
         if name not in RECIPE_GROUPS or not isinstance(entry[group], str) or "@" in str(group):
             raise OptbuildError(f"recipe file {path}: defaults entry {entry!r} is not allowed: a recipe may only "
-                                f"choose {' and '.join(RECIPE_GROUPS)} (e.g. `- override /target: intel`) and "
-                                "list `_self_`")
+                                f"build on another recipe by name (`- resnet50`), choose {' and '.join(RECIPE_GROUPS)} "
+                                "(`- override /target: intel`) and list `_self_`")
 
 
-def _walk(node: Any, prefix: str = "") -> Iterable[tuple[str, Any, bool]]:
+MAX_RECIPE_NODES = 100_000  # YAML aliases can make a small file a huge (or endless) tree
+
+
+def _walk(node: Any) -> Iterable[tuple[str, Any, bool]]:
     """(dotted key, a key or a leaf value, whether it is a key) for everything in `node`."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            dotted = f"{prefix}.{key}" if prefix else str(key)
-            yield dotted, key, True
-            yield from _walk(value, dotted)
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            yield from _walk(value, f"{prefix}.{index}")
-    else:
-        yield prefix, node, False
+    pending: list[tuple[str, Any]] = [("", node)]
+    seen = 0
+    while pending:
+        prefix, current = pending.pop()
+        seen += 1
+        if seen > MAX_RECIPE_NODES:
+            raise _TooLarge
+        if isinstance(current, dict):
+            for key, value in current.items():
+                dotted = f"{prefix}.{key}" if prefix else str(key)
+                yield dotted, key, True
+                pending.append((dotted, value))
+        elif isinstance(current, list):
+            pending.extend((f"{prefix}.{index}", value) for index, value in enumerate(current))
+        else:
+            yield prefix, current, False
+
+
+class _TooLarge(Exception):
+    pass
 
 
 def _check_value(where: str, key: str, value: Any, is_key: bool) -> None:
     if not isinstance(value, _PLAIN):
-        raise OptbuildError(f"{where}: '{key}' is a {type(value).__name__}: recipes hold plain strings, "
+        raise OptbuildError(f"{where}: '{key}' is a {type(value).__name__}: a config holds plain strings, "
                             "numbers, booleans, lists and mappings only")
     if is_key and value in INSTANTIATION_KEYS:
-        raise OptbuildError(f"{where}: '{key}' is an instantiation key: recipes never name code")
+        raise OptbuildError(f"{where}: '{key}' is an instantiation key: a config never names code")
     if isinstance(value, str) and (resolver := _RESOLVER.search(value)):
         raise OptbuildError(f"{where}: '{key}' calls the resolver '{resolver.group(1)}' "
-                            f"({value!r}): recipes may refer to other keys (${{a.b}}) but not read the "
+                            f"({value!r}): a config may refer to other keys (${{a.b}}) but not read the "
                             "environment, files or anything else through a resolver")
 
 

@@ -28,8 +28,12 @@ def versions(packages) -> dict[str, str]:
 
 def existing_file(path: str) -> Path:
     file = Path(path).expanduser()
-    if not file.is_file():
-        what = "is not a file" if file.exists() else "does not exist"
+    try:
+        usable, there = file.is_file(), file.exists()
+    except OSError:  # a symlink loop, a name too long, ...
+        usable, there = False, True
+    if not usable:
+        what = "is not a file" if there else "does not exist"
         raise OptbuildError(f"dataset path '{path}' {what}: point 'path' at your data file")
     return file
 

@@ -15,7 +15,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from optbuild.errors import OptbuildError, first_line
+from optbuild.errors import OptbuildError, file_problem, first_line
 
 
 def _die_with_parent() -> None:
@@ -50,10 +50,7 @@ def run_isolated(stage: str, fn: Callable[..., Any], *args: Any, log_path: str |
         except OptbuildError:
             raise
         except OSError as err:
-            raise OptbuildError(
-                f"stage '{stage}' could not write or read a file ({err.strerror or err}): free disk "
-                "space or check permissions of out_dir/cache_dir"
-            ) from err
+            raise OptbuildError(f"stage '{stage}': {file_problem(err)}") from err
         except BrokenProcessPool as err:
             raise OptbuildError(
                 f"stage '{stage}' worker process died (out of memory or killed); "

@@ -3,6 +3,7 @@ that name datasets. Imports no target's planner."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from optbuild.config.schema import Config, DatasetConfig, SourceKind, as_data
@@ -54,7 +55,8 @@ def source_stages(config: Config) -> tuple[list[StageSpec], Output]:
 
         model_data = as_data(model)
         keyed = {k: v for k, v in model_data.items() if k not in ("path", "preprocess")}
-        source = StageSpec("source", 2, write_plugin_onnx, "writing the ONNX model (source plugin)", params={"config": keyed}, tools=("onnx",),
+        source = StageSpec("source", 2, write_plugin_onnx, "writing the ONNX model (source plugin)",
+                           params={"config": keyed}, tools=("onnx",),
                            deps={"model": Dependency(plugin_identity(model.source, model_data), model_data)})
         return [source], Output("source", "model.onnx")
     return _torch_stages(config)
@@ -70,7 +72,8 @@ def _torch_stages(config: Config) -> tuple[list[StageSpec], Output]:
     identity = {"source": model.source, "name": model.name, "weights": weights}
     weights_dep = Dependency(source_identity(model.source, model.name, model.weights),
                              str(checkpoint) if checkpoint else None)
-    source = StageSpec("source", 2, fetch_weights, "loading model weights", params=identity, deps={"checkpoint": weights_dep},
+    source = StageSpec("source", 2, fetch_weights, "loading model weights", params=identity,
+                       deps={"checkpoint": weights_dep},
                        tools=TORCH_TOOLS if model.weights is None else ())
     export = StageSpec(
         "export", 1, export_onnx, "exporting to ONNX",
@@ -86,15 +89,34 @@ def surgery_stage(config: Config, model: Output) -> StageSpec:
     from optbuild.stages.surgery import run_passes
 
     passes = [p.stage_entry() for p in parse_passes(config.passes)]
-    return StageSpec("surgery", 2, run_passes, "graph surgery passes", inputs={"model.onnx": model}, params={"passes": passes},
+    return StageSpec("surgery", 2, run_passes, "graph surgery passes", inputs={"model.onnx": model},
+                     params={"passes": passes},
                      tools=ONNX_TOOLS + ("onnxslim",), reports={"surgery": "passes"})
 
 
-def model_stages(config: Config) -> tuple[list[StageSpec], Output]:
+@dataclass(frozen=True)
+class ModelGraphs:
+    """What the shared stages give a target: the FP32 graph to build from, and the graph the
+    artifact is validated against. That is the same graph unless a pass skipped its own check
+    (`verify: false`): then validation compares with the model as it was before surgery, so an
+    unchecked pass cannot change what the model computes unnoticed."""
+
+    graph: Output
+    reference: Output
+    unverified: tuple[str, ...]
+
+    def manifest(self) -> dict[str, Any]:
+        return {"unverified_passes": list(self.unverified) or None}
+
+
+def model_stages(config: Config) -> tuple[list[StageSpec], ModelGraphs]:
     """source (→ export) → surgery: the FP32 graph every target starts from."""
     stages, fp32 = source_stages(config)
-    stages.append(surgery_stage(config, fp32))
-    return stages, Output("surgery", "model.onnx")
+    surgery = surgery_stage(config, fp32)
+    stages.append(surgery)
+    unverified = tuple(p["name"] for p in surgery.params["passes"] if p["params"].get("verify") is False)
+    graph = Output("surgery", "model.onnx")
+    return stages, ModelGraphs(graph, fp32 if unverified else graph, unverified)
 
 
 def torch_baseline(config: Config) -> dict[str, Any] | None:

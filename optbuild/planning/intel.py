@@ -29,7 +29,30 @@ IR = ("model.xml", "model.bin")
 
 
 def plan(config: Config, host: Host) -> Plan:
-    stages, fp32 = model_stages(config)
+    stages, model = model_stages(config)
+    stages += [_quantize(config, model.graph), _build(config)]
+    runtime = Output("build", "runtime.json")
+    if config.tune.enabled:
+        stages.append(StageSpec("tune", 2, tune.tune, "tuning runtime settings (hint × streams × batch × precision)",
+                                inputs={**_ir("build"), "runtime.json": runtime}, params=tune_params(config),
+                                tools=OV_TOOLS, platform=True, unstable=("runtime.json",),
+                                reports={"tuning": "tuning", "runtime": "tuning.runtime"}))
+        runtime = Output("tune", "runtime.json")
+    # Validation and benchmark use the artifact as deployed: compiled with its runtime.json.
+    deployed = {**_ir("build"), "runtime.json": runtime}
+    manifest: dict[str, Any] = {"validation_dataset": None, **model.manifest()}
+    if config.validate.enabled:
+        data = dataset(config.validate, config)
+        manifest["validation_dataset"] = data.fingerprint
+        stages.append(StageSpec("validate", 3, validate.validate, "validating against the FP32 reference",
+                                inputs={**deployed, "reference.onnx": model.reference}, deps={"dataset": data},
+                                tools=OV_TOOLS + ONNX_TOOLS, platform=True, reports={"validation": "validation"}))
+    if config.benchmark.enabled:
+        stages.append(_benchmark(config, {**deployed, "reference.onnx": model.graph}))
+    return Plan(TargetName.intel, stages, artifact={**_ir("build"), "runtime.json": runtime}, manifest=manifest)
+
+
+def _quantize(config: Config, graph: Output) -> StageSpec:
     int8 = config.precision.name is PrecisionName.int8
     # Only int8 changes this stage's output: fp32/fp16/bf16 builds share one conversion.
     params: dict[str, Any] = {"int8": int8, "inputs": as_data(config.model.inputs)}
@@ -37,29 +60,15 @@ def plan(config: Config, host: Host) -> Plan:
     if int8:
         control, deps = quantization_inputs(config)
         params.update(control)
-    stages.append(StageSpec("quantize", 4, convert.quantize, "converting / quantizing", inputs={"model.onnx": fp32}, params=params, deps=deps,
-                            tools=OV_TOOLS, reports={"quantization": ""}))
-    stages.append(StageSpec("build", 2, save.save_ir, "building the OpenVINO IR", inputs={f: Output("quantize", f) for f in IR},
-                            params={**as_data(config.precision), "device": config.target.device}, tools=OV_TOOLS,
-                            platform=True, reports={"runtime": "runtime",
-                                                    "resolved_inference_precision": "resolved_inference_precision"}))
-    runtime = Output("build", "runtime.json")
-    if config.tune.enabled:
-        stages.append(StageSpec("tune", 2, tune.tune, "tuning runtime settings (hint × streams × batch × precision)", inputs={**_ir("build"), "runtime.json": runtime},
-                                params=tune_params(config), tools=OV_TOOLS, platform=True, unstable=("runtime.json",),
-                                reports={"tuning": "tuning", "runtime": "tuning.runtime"}))
-        runtime = Output("tune", "runtime.json")
-    # Validation and benchmark use the artifact as deployed: compiled with its runtime.json.
-    deployed = {**_ir("build"), "runtime.json": runtime, "reference.onnx": fp32}
-    manifest: dict[str, Any] = {"validation_dataset": None}
-    if config.validate.enabled:
-        data = dataset(config.validate, config)
-        manifest["validation_dataset"] = data.fingerprint
-        stages.append(StageSpec("validate", 3, validate.validate, "validating against the FP32 reference", inputs=deployed, deps={"dataset": data},
-                                tools=OV_TOOLS + ONNX_TOOLS, platform=True, reports={"validation": "validation"}))
-    if config.benchmark.enabled:
-        stages.append(_benchmark(config, deployed))
-    return Plan(TargetName.intel, stages, artifact={**_ir("build"), "runtime.json": runtime}, manifest=manifest)
+    return StageSpec("quantize", 4, convert.quantize, "converting / quantizing", inputs={"model.onnx": graph},
+                     params=params, deps=deps, tools=OV_TOOLS, reports={"quantization": ""})
+
+
+def _build(config: Config) -> StageSpec:
+    return StageSpec("build", 2, save.save_ir, "building the OpenVINO IR", inputs=_ir("quantize"),
+                     params={**as_data(config.precision), "device": config.target.device}, tools=OV_TOOLS,
+                     platform=True, reports={"runtime": "runtime",
+                                             "resolved_inference_precision": "resolved_inference_precision"})
 
 
 def _ir(stage: str) -> dict[str, Output]:
@@ -72,7 +81,8 @@ def _benchmark(config: Config, deployed: dict[str, Output]) -> StageSpec:
     if torch and config.model.weights is not None:
         measured["weights.pt"] = Output("source", "weights.pt")
     bench = config.benchmark
-    return StageSpec("benchmark", 3, benchmark.benchmark, "benchmarking latency and throughput against ONNX Runtime FP32 (and torch)", inputs=measured,
+    return StageSpec("benchmark", 3, benchmark.benchmark,
+                     "benchmarking latency and throughput against ONNX Runtime FP32 (and torch)", inputs=measured,
                      params={"inputs": as_data(config.model.inputs), "iterations": bench.iterations,
                              "warmup": bench.warmup, "throughput_seconds": bench.throughput_seconds, "torch": torch},
                      tools=OV_TOOLS + ONNX_TOOLS + (TORCH_TOOLS if torch else ()), platform=True,

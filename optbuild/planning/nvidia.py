@@ -75,7 +75,8 @@ def _precision_stage(config: Config, fp32: Output) -> StageSpec:
         params.update(control, keep_float=list(config.target.tensorrt.int8_keep_float))
     elif name is PrecisionName.fp16 and config.calibration.dataset:  # measures float16 overflow on it
         deps = {"calibration": dataset(config.calibration, config)}
-    return StageSpec("precision", 3, precision.prepare, "setting precision in the graph (Q/DQ or float16/bfloat16)", inputs={"model.onnx": fp32}, params=params, deps=deps,
+    return StageSpec("precision", 3, precision.prepare, "setting precision in the graph (Q/DQ or float16/bfloat16)",
+                     inputs={"model.onnx": fp32}, params=params, deps=deps,
                      tools=ONNX_TOOLS, reports={"quantization": "", "tensorrt_lint": "lint"})
 
 
@@ -84,16 +85,16 @@ def plan(config: Config, host: Host) -> Plan:
         log.warning("tune.enabled applies to target=intel only: TensorRT picks its kernels at engine build "
                     "time; no runtime tuning was done")
     engine = builds_engine(config, host)
-    stages, fp32 = model_stages(config)
-    stages.append(_precision_stage(config, fp32))
+    stages, model = model_stages(config)
+    stages.append(_precision_stage(config, model.graph))
     prepared = Output("precision", "model.onnx")
-    manifest: dict[str, Any] = {"validation_dataset": None, "engine_built": engine, "cpu_proxy": None,
-                                "tensorrt_lint": None}
+    manifest: dict[str, Any] = {"validation_dataset": None, **model.manifest(), "engine_built": engine,
+                                "cpu_proxy": None, "tensorrt_lint": None}
     if config.validate.enabled:
         data = dataset(config.validate, config)
         manifest["validation_dataset"] = data.fingerprint
         stages.append(StageSpec("cpu_proxy", 3, proxy.cpu_proxy, "checking the prepared graph on CPU against FP32",
-                                inputs={"model.onnx": prepared, "reference.onnx": fp32},
+                                inputs={"model.onnx": prepared, "reference.onnx": model.reference},
                                 params={"precision": config.precision.name.value}, deps={"dataset": data},
                                 tools=ONNX_TOOLS, reports={"cpu_proxy": "cpu_proxy"}))
     cache = timing_cache(config)
@@ -102,12 +103,13 @@ def plan(config: Config, host: Host) -> Plan:
     gated = (GatedRecord("validation"),  # ONNX Runtime on the prepared graph stands in for a missing engine
              GatedRecord("cpu_proxy", "CPU proxy ", "CPU proxy (ONNX Runtime on the prepared ONNX vs FP32): "))
     if not engine:
-        stages.append(StageSpec("kit", 2, kit.make_kit, "writing the TensorRT build kit", inputs={"model.onnx": prepared}, params={"spec": spec},
-                                deps={"timing_cache": cache}, tools=ONNX_TOOLS, reports={"trtexec": "trtexec"}))
+        stages.append(StageSpec("kit", 2, kit.make_kit, "writing the TensorRT build kit",
+                                inputs={"model.onnx": prepared}, params={"spec": spec}, deps={"timing_cache": cache},
+                                tools=ONNX_TOOLS, reports={"trtexec": "trtexec"}))
         files = [*kit.KIT_FILES, *([kit.TIMING_CACHE] if cache.location else [])]
         manifest.update(engine=None, statement=KIT_STATEMENT, trtexec=None)
         return Plan(TargetName.nvidia, stages, {f: Output("kit", f) for f in files}, gated, manifest)
-    return Plan(TargetName.nvidia, stages + _engine_stages(config, host, prepared, fp32, spec, cache),
+    return Plan(TargetName.nvidia, stages + _engine_stages(config, host, prepared, model.reference, spec, cache),
                 {f: Output("engine", f) for f in ENGINE_FILES}, gated,
                 {**manifest, "engine": None, "timing_cache_out": None})
 
@@ -115,18 +117,21 @@ def plan(config: Config, host: Host) -> Plan:
 def _engine_stages(config: Config, host: Host, prepared: Output, fp32: Output, spec: dict[str, Any],
                    cache: Dependency) -> list[StageSpec]:
     on_gpu = Dependency(host.gpu())
-    stages = [StageSpec("engine", 2, gpu.build_engine, "building the TensorRT engine", inputs={"model.onnx": prepared}, params={"spec": spec},
+    stages = [StageSpec("engine", 2, gpu.build_engine, "building the TensorRT engine", inputs={"model.onnx": prepared},
+                        params={"spec": spec},
                         deps={"timing_cache": cache, "gpu": on_gpu}, tools=TRT_TOOLS, platform=True,
                         unstable=ENGINE_UNSTABLE, reports={"engine": "engine", "timing_cache_out": "timing_cache_out"})]
     built = {"model.plan": Output("engine", "model.plan"), "reference.onnx": fp32}
     compatible = config.target.tensorrt.version_compatible
     if config.validate.enabled:
-        stages.append(StageSpec("validate", 3, gpu.validate, "validating the engine against the FP32 reference", inputs=built,
+        stages.append(StageSpec("validate", 3, gpu.validate, "validating the engine against the FP32 reference",
+                                inputs=built,
                                 params={"target": "nvidia", "version_compatible": compatible},
                                 deps={"dataset": dataset(config.validate, config), "gpu": on_gpu},
                                 tools=TRT_TOOLS + ONNX_TOOLS, platform=True, reports={"validation": "validation"}))
     if config.benchmark.enabled:
-        stages.append(StageSpec("benchmark", 2, gpu.benchmark, "timing the engine (CUDA events) against ONNX Runtime FP32", inputs=built,
+        stages.append(StageSpec("benchmark", 2, gpu.benchmark, "timing the engine (CUDA events) against ONNX Runtime FP32",
+                                inputs=built,
                                 params={"target": "nvidia", "input_shape": list(config.model.inputs[0].shape),
                                         "version_compatible": compatible, "iterations": config.benchmark.iterations,
                                         "warmup": config.benchmark.warmup},

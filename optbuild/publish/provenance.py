@@ -12,6 +12,7 @@ from typing import Any
 
 import optbuild
 from optbuild.core.digest import sha256_json
+from optbuild.publish.manifest import MANIFEST
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
@@ -44,6 +45,15 @@ def resolved_dependencies(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     return deps
 
 
+def manifest_digest(statement: dict[str, Any]) -> str | None:
+    """The manifest digest a statement binds (None when it binds none)."""
+    try:
+        return next(b["digest"]["sha256"] for b in statement["predicate"]["runDetails"]["byproducts"]
+                    if b["name"] == MANIFEST)
+    except (KeyError, TypeError, StopIteration):
+        return None
+
+
 def statement(manifest: dict[str, Any]) -> dict[str, Any]:
     return {
         "_type": STATEMENT_TYPE,
@@ -64,6 +74,9 @@ def statement(manifest: dict[str, Any]) -> dict[str, Any]:
             "runDetails": {
                 "builder": {"id": f"urn:optbuild:{optbuild.__version__}"},
                 "metadata": {"finishedOn": manifest["created"]},
+                # The manifest is a by-product: binding its digest here binds every claim it
+                # makes (status, gates, validation, benchmark, config) to this statement.
+                "byproducts": [{"name": MANIFEST, "digest": {"sha256": sha256_json(manifest)}}],
             },
         },
     }

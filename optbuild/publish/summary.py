@@ -20,6 +20,9 @@ def summary(console: Console, manifest: dict[str, Any], path: str, reused: bool,
     for stage in manifest["stages"]:
         table.add_row(stage["name"], "hit" if stage["cache_hit"] else "ran", f"{stage['seconds']:.1f}")
     console.print(table)
+    if manifest.get("unverified_passes"):
+        console.print(f"[yellow]not verified[/] (verify: false): pass {', '.join(manifest['unverified_passes'])}; "
+                      "the artifact was validated against the model before surgery", highlight=False)
     for field, prefix in measured:
         for line in accuracy_lines(manifest[field], prefix) if manifest.get(field) else []:
             console.print(line, highlight=False)

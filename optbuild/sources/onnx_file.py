@@ -11,8 +11,12 @@ from optbuild.errors import OptbuildError, first_line
 
 
 def checked_path(path: str) -> Path:
-    resolved = Path(path).expanduser().resolve()
-    if not resolved.is_file():
+    try:
+        resolved = Path(path).expanduser().resolve()
+        usable = resolved.is_file()
+    except (OSError, RuntimeError):  # a symlink loop, a name too long, ...
+        resolved, usable = Path(path), False
+    if not usable:
         # Hydra keeps the working directory, so a relative path is read from where optbuild runs.
         where = "" if Path(path).expanduser().is_absolute() else f" (looked for {resolved})"
         raise OptbuildError(f"model.path '{path}' is not a file{where}: give the path of an .onnx model")

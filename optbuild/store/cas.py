@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,6 +34,17 @@ from optbuild.errors import OptbuildError
 from optbuild.store.remote import RemoteCache, is_url, local_path
 
 log = logging.getLogger("optbuild.store")
+_HOST = socket.gethostname().replace("-", "_")  # the scratch name's fields are split on '-'
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 class _NotFetched(Exception):
@@ -206,5 +218,14 @@ class Store:
             yield
 
     def scratch(self) -> tempfile.TemporaryDirectory:
-        """A private working directory on the store's filesystem (so renames stay atomic)."""
-        return tempfile.TemporaryDirectory(dir=self.root / "tmp")
+        """A private working directory on the store's filesystem (so renames stay atomic), named
+        after this host and process so that the next build can remove it if this one is killed."""
+        self.remove_stale_scratch()
+        return tempfile.TemporaryDirectory(dir=self.root / "tmp", prefix=f"{_HOST}-{os.getpid()}-")
+
+    def remove_stale_scratch(self) -> None:
+        """Scratch folders of builds on this host whose process is gone (killed mid-stage)."""
+        for folder in (self.root / "tmp").glob(f"{_HOST}-*-*"):
+            pid = folder.name[len(_HOST) + 1:].split("-", 1)[0]
+            if pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(folder, ignore_errors=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import error_line, manifest_of
+from conftest import manifest_of
 
 QUICK = ("validate.enabled=false", "benchmark.iterations=6", "benchmark.warmup=2",
          "benchmark.throughput_seconds=0.3")

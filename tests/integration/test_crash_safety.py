@@ -69,7 +69,12 @@ def test_sigkill_at_random_moments_leaves_everything_consistent(cli, tmp_path: P
     assert_consistent(out)
     verify = cli("verify", str(out))
     assert verify.returncode == 0, verify.stdout + verify.stderr
-    assert not list((out / "tiny_int8/intel-int8").glob(".v*"))  # staging leftovers removed
+    root = out / "tiny_int8/intel-int8"
+    assert not list(root.glob(".v*"))  # staging leftovers removed
+    # One version per distinct build, whenever the kills came: none published twice.
+    builds = {json.dumps(manifest_of(v)["artifacts"], sort_keys=True) for v in root.glob("v*")}
+    assert len(builds) == len(list(root.glob("v*"))) == 3
+    assert not [p for p in (out / ".cache/tmp").iterdir() if not p.name.startswith(".")]  # no stale scratch
 
 
 def test_identical_builds_started_together_do_the_work_once(cli, tmp_path: Path):

@@ -91,6 +91,23 @@ def test_a_plugin_pass_that_corrupts_weights_fails_the_build_naming_it(cli, tmp_
     assert not (tmp_path / "outputs/tiny").exists()  # nothing published
 
 
+def test_an_unverified_pass_is_marked_and_validated_against_the_model_before_surgery(cli, tmp_path: Path,
+                                                                                    plugin_env):
+    """`verify: false` skips the pass's own check; validation then compares with the model as
+    it was before surgery, so the changed function is caught by the gate, not published."""
+    passes = "passes=[cleanup,{name:corrupt_weights,factor:3.0,verify:false}]"
+    line = error_line(cli("recipe=tiny", passes, "validate.min_cosine=0.999", "benchmark.enabled=false",
+                          env=plugin_env))
+    assert "validation gate failed: cosine" in line
+    manifest = manifest_of(tmp_path / "outputs/tiny/intel-fp32/v1")
+    assert manifest["status"] == "failed" and manifest["unverified_passes"] == ["corrupt_weights"]
+    assert manifest["surgery"][1] | {"verified": False, "reason": "verify: false"} == manifest["surgery"][1]
+    validate = next(s for s in manifest["stages"] if s["name"] == "validate")
+    assert next(i["from"] for i in validate["inputs"] if i["path"] == "reference.onnx") == "source/model.onnx"
+    result = cli("recipe=tiny", passes, "benchmark.enabled=false", env=plugin_env)
+    assert "not verified (verify: false): pass corrupt_weights" in result.stderr
+
+
 def test_a_broken_plugin_is_one_line_naming_it(cli, tmp_path: Path):
     site = install(tmp_path / "site", "optbuild-broken-plugin", "optbuild_broken_plugin",
                    "import a_module_that_is_not_installed\n",

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import error_line, manifest_of
+from conftest import manifest_of
 
 from optbuild.core.digest import sha256_file
 

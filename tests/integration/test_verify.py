@@ -54,11 +54,22 @@ def test_missing_and_extra_files_are_named(cli, built: Path):
     assert "notes.txt: extra file" in result.stdout
 
 
+def rebind(version: Path, manifest: dict) -> None:
+    """Write `manifest` with a provenance statement that binds it, as a build would have."""
+    from optbuild.publish.provenance import statement
+
+    (version / "manifest.json").write_text(json.dumps(manifest))
+    (version / "provenance.json").write_text(json.dumps(statement(manifest)))
+
+
 def test_an_edited_config_slice_breaks_the_chain(cli, built: Path):
     manifest = manifest_of(built)
     quantize = next(s for s in manifest["stages"] if s["name"] == "quantize")
     quantize["external"]["calibration"]["num_samples"] = 999
     (built / "manifest.json").write_text(json.dumps(manifest))
+    result = cli("verify", str(built))
+    assert "claims were edited after the build" in error_line(result)
+    rebind(built, manifest)  # even with a statement that binds the edit, the key does not recompute
     line = error_line(cli("verify", str(built)))
     assert "quantize: recorded key does not recompute" in line
 
@@ -66,25 +77,31 @@ def test_an_edited_config_slice_breaks_the_chain(cli, built: Path):
 def test_a_different_toolchain_is_reported_but_not_a_failure(cli, built: Path):
     manifest = manifest_of(built)
     manifest["toolchain"]["onnx"] = "0.0.1"
-    (built / "manifest.json").write_text(json.dumps(manifest))
+    rebind(built, manifest)
     result = cli("verify", str(built))
     assert result.returncode == 0, result.stderr
     assert "installed toolchain differs: onnx 0.0.1 ->" in result.stdout
 
 
 def test_rebuild_names_the_first_stage_that_diverged(cli, built: Path, tiny_onnx: Path, tmp_path: Path):
-    # The recorded ONNX file changes after the build: the rebuild's source stage differs.
+    # Another file of the recorded name is given to the rebuild: its source stage read other data.
     import onnx
 
-    changed = tmp_path / "changed.onnx"
+    (tmp_path / "elsewhere").mkdir()
     model = onnx.load(str(tiny_onnx))
     model.doc_string = "edited after the build"
-    onnx.save(model, str(changed))
-    manifest = manifest_of(built)
-    manifest["overrides"].append(f"model.path={changed}")
-    (built / "manifest.json").write_text(json.dumps(manifest))
+    onnx.save(model, str(tmp_path / "elsewhere" / tiny_onnx.name))
+    line = error_line(cli("verify", str(built), "--rebuild", "--data", str(tmp_path / "elsewhere")))
+    assert "first diverged at stage 'source': it read different model than the build did" in line
+
+
+def test_rebuild_without_the_recorded_files_says_where_to_look(cli, built: Path, tmp_path: Path):
+    """The manifest names the model file without its directory; the rebuild finds it through the
+    recipe (same sha256) or --data; a recipe that changed leaves only --data."""
+    recipe = Path(cli.env["OPTBUILD_RECIPE_PATH"]) / "tiny_int8.yaml"
+    recipe.write_text(recipe.read_text() + "# edited\n")
     line = error_line(cli("verify", str(built), "--rebuild"))
-    assert "first diverged at stage 'source'" in line
+    assert "the rebuild needs model.path 'tiny.onnx'" in line and "--data DIR" in line
 
 
 def test_provenance_is_an_in_toto_slsa_statement(built: Path, tiny_onnx: Path, recipe_dir: Path):

@@ -15,7 +15,7 @@ CASES = [
     ("unknown key via +", ["recipe=small", "+validate.min_cosin=0.9"], ["unknown config key 'validate.min_cosin'"]),
     ("+ key inside a list", ["recipe=small", "+model.inputs.0.nam=x"], ["model.inputs.0.nam"]),
     ("unknown top-level key", ["recipe=small", "+speed=fast"], ["unknown config key 'speed'"]),
-    ("_target_ is not a key", ["recipe=small", "+model._target_=os.system"], ["unknown config key 'model._target_'"]),
+    ("_target_ is not a key", ["recipe=small", "+model._target_=os.system"], ["sets an instantiation key"]),
     ("wrong type int", ["recipe=small", "calibration.num_samples=lots"], ["calibration.num_samples", "Integer"]),
     ("wrong type float", ["recipe=small", "validate.min_cosine=high"], ["validate.min_cosine"]),
     ("wrong enum", ["recipe=small", "target.engine=maybe"], ["expected one of [auto, build, kit]"]),
@@ -124,7 +124,7 @@ def test_typo_inside_a_recipe_file_names_the_key(run, small_recipe_dir: Path) ->
 
 @pytest.mark.parametrize(("name", "text", "expected"), [
     ("broken", "model: [unclosed\n", "cannot be read as YAML"),
-    ("evil", "# @package _global_\nmodel: {_target_: os.system}\n", "unknown config key 'model._target_'"),
+    ("evil", "# @package _global_\nmodel: {_target_: os.system}\n", "'model._target_' is an instantiation key"),
     ("hydra_callback", "# @package _global_\nhydra:\n  callbacks:\n    run:\n      _target_: os.system\n"
                        "      command: touch /tmp/optbuild-pwned\n", "sets 'hydra' settings"),
 ])
@@ -163,7 +163,7 @@ def test_passes_verb_lists_passes_with_parameters(run) -> None:
     ("tune.hints=[]", "tune.hints=[]"),
     ("tune.hints=[FASTEST]", "LATENCY, THROUGHPUT"),
     ("tune.batches=[1,0]", "tune.batches=[1, 0] must list batch sizes >= 1"),
-    ("tune.seconds=-1", "tune.seconds=-1.0 must be > 0"),
+    ("tune.seconds=-1", "tune.seconds=-1.0 must be between 0 and 600"),
     ("tune.streams=[-1]", "stream counts >= 0"),
     ("tune.inference_precisions=[bf16]", "precision=fp32: use a subset of ['f32']"),
 ])

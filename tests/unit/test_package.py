@@ -32,10 +32,10 @@ OTHER = {"model.xml": b"<net version='2'/>", "model.bin": b"\x03\x04"}
 
 
 def publish(root: Path, tmp_path: Path, contents: dict[str, bytes], tag: str = "a",
-            extra: dict | None = None) -> Packaged:
+            extra: dict | None = None, promote: bool = True) -> Packaged:
     files, artifacts = make_files(tmp_path, tag, contents)
     manifest = {"recipe": "demo", "artifacts": artifacts, **(extra or {})}
-    return package(root, files, artifacts, manifest)
+    return package(root, files, manifest, promote=promote)
 
 
 def versions_on_disk(root: Path) -> list[str]:
@@ -76,7 +76,7 @@ def test_version_dir_contents_and_mode(root: Path, tmp_path: Path) -> None:
 def test_caller_manifest_not_mutated(root: Path, tmp_path: Path) -> None:
     files, artifacts = make_files(tmp_path, "a", MODEL)
     manifest = {"artifacts": artifacts}
-    package(root, files, artifacts, manifest)
+    package(root, files, manifest)
     assert "version" not in manifest
 
 
@@ -84,7 +84,7 @@ def test_identical_digests_reuse_version(root: Path, tmp_path: Path) -> None:
     first = publish(root, tmp_path, MODEL, tag="a")
     # Same bytes from a different build directory, artifacts listed in another order.
     files, artifacts = make_files(tmp_path, "b", dict(reversed(list(MODEL.items()))))
-    second = package(root, files, artifacts, {"artifacts": artifacts, "build": "again"})
+    second = package(root, files, {"artifacts": artifacts, "build": "again"})
     assert second == Packaged(root / "v1", 1, reused=True)
     assert first.path == second.path
     assert versions_on_disk(root) == ["v1"]
@@ -108,12 +108,12 @@ def test_different_digests_make_next_version(root: Path, tmp_path: Path) -> None
     assert publish(root, tmp_path, OTHER, tag="c") == Packaged(root / "v2", 2, reused=True)
 
 
-def test_reuse_compares_with_latest_version_only(root: Path, tmp_path: Path) -> None:
+def test_going_back_to_an_earlier_build_reuses_its_version(root: Path, tmp_path: Path) -> None:
     publish(root, tmp_path, MODEL, tag="a")
     publish(root, tmp_path, OTHER, tag="b")
     third = publish(root, tmp_path, MODEL, tag="c")
-    assert third == Packaged(root / "v3", 3, reused=False)
-    assert os.readlink(root / "latest") == "v3"
+    assert third == Packaged(root / "v1", 1, reused=True)  # the same build never publishes twice
+    assert os.readlink(root / "latest") == "v1" and versions_on_disk(root) == ["v1", "v2"]
 
 
 def test_reuse_restores_latest_link(root: Path, tmp_path: Path) -> None:
@@ -132,7 +132,7 @@ def test_leftover_staging_dir_is_not_a_version(root: Path, tmp_path: Path) -> No
     crashed = root / ".v3-abc"
     crashed.mkdir()
     (crashed / MANIFEST).write_text(json.dumps({"artifacts": artifacts, "version": 3}))
-    result = package(root, files, artifacts, {"artifacts": artifacts})
+    result = package(root, files, {"artifacts": artifacts})
     assert result == Packaged(root / "v1", 1, reused=False)
     assert os.readlink(root / "latest") == "v1"
     assert not crashed.exists()  # cleaned up under the lock: no live build owned it
@@ -175,7 +175,7 @@ def test_unwritable_out_root(tmp_path: Path) -> None:
     root = tmp_path / "afile" / "out"
     files, artifacts = make_files(tmp_path, "a", MODEL)
     with pytest.raises(OptbuildError, match="cannot create the output directory") as info:
-        package(root, files, artifacts, {"artifacts": artifacts})
+        package(root, files, {"artifacts": artifacts})
     assert str(root) in info.value.message
     assert "out_dir" in info.value.message
 
@@ -184,6 +184,65 @@ def test_copy_failure_leaves_no_version(root: Path, tmp_path: Path) -> None:
     files, artifacts = make_files(tmp_path, "a", MODEL)
     files["model.bin"].unlink()  # the source vanished before packaging
     with pytest.raises(OptbuildError, match="cannot write the artifact under") as info:
-        package(root, files, artifacts, {"artifacts": artifacts})
+        package(root, files, {"artifacts": artifacts})
     assert str(root) in info.value.message
     assert sorted(p.name for p in root.iterdir()) == [".lock"]  # no v1, no staging, no latest
+
+
+# -- a version is what was just built and measured ---------------------------------------------
+
+
+def test_a_damaged_version_is_not_reused(root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    publish(root, tmp_path, MODEL, tag="a")
+    (root / "v1" / "model.bin").write_bytes(b"\x00\x01\x09")  # same size, other bytes
+    again = publish(root, tmp_path, MODEL, tag="b")
+    assert again == Packaged(root / "v2", 2, reused=False)
+    assert os.readlink(root / "latest") == "v2"
+    assert "v1 is damaged (model.bin changed)" in caplog.text
+    (root / "v2" / "model.xml").unlink()
+    assert publish(root, tmp_path, MODEL, tag="c") == Packaged(root / "v3", 3, reused=False)
+
+
+def test_same_files_with_other_evidence_is_a_new_version(root: Path, tmp_path: Path) -> None:
+    publish(root, tmp_path, MODEL, extra={"validation": {"cosine_mean": 0.99}})
+    again = publish(root, tmp_path, MODEL, tag="b", extra={"validation": {"cosine_mean": 0.97}})
+    assert again == Packaged(root / "v2", 2, reused=False)  # the new numbers are not lost
+    assert json.loads((root / "v2" / MANIFEST).read_text())["validation"] == {"cosine_mean": 0.97}
+    same = publish(root, tmp_path, MODEL, tag="c", extra={"validation": {"cosine_mean": 0.97}})
+    assert same == Packaged(root / "v2", 2, reused=True)
+
+
+def test_identical_failed_builds_do_not_pile_up(root: Path, tmp_path: Path) -> None:
+    failed = {"status": "failed", "failure": "gate"}
+    assert publish(root, tmp_path, MODEL, extra=failed, promote=False).version == 1
+    assert publish(root, tmp_path, OTHER, tag="b").version == 2  # a passing build in between
+    again = publish(root, tmp_path, MODEL, tag="c", extra=failed, promote=False)
+    assert again == Packaged(root / "v1", 1, reused=True)
+    assert os.readlink(root / "latest") == "v2"  # a failed version never becomes latest
+
+
+def test_a_version_published_before_a_kill_moved_latest_is_reused(root: Path, tmp_path: Path) -> None:
+    publish(root, tmp_path, MODEL, tag="a")
+    publish(root, tmp_path, OTHER, tag="b")
+    os.replace(root / "latest", root / "gone")  # as if killed between renaming v2 and moving latest
+    os.symlink("v1", root / "latest")
+    again = publish(root, tmp_path, OTHER, tag="c")
+    assert again == Packaged(root / "v2", 2, reused=True)
+    assert os.readlink(root / "latest") == "v2" and versions_on_disk(root) == ["v1", "v2"]
+
+
+def test_published_modes_do_not_follow_the_umask(root: Path, tmp_path: Path) -> None:
+    old = os.umask(0o000)
+    try:
+        version = publish(root, tmp_path, MODEL).path
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(version.stat().st_mode) == 0o755
+    assert {stat.S_IMODE(p.stat().st_mode) for p in version.iterdir()} == {0o644}
+
+
+def test_documents_are_made_from_the_final_manifest(root: Path, tmp_path: Path) -> None:
+    files, artifacts = make_files(tmp_path, "a", MODEL)
+    package(root, files, {"artifacts": artifacts},
+            lambda final: {"provenance.json": {"binds": final["version"]}})
+    assert json.loads((root / "v1" / "provenance.json").read_text()) == {"binds": 1}

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
+import stage_fns  # tests/ is on sys.path (pyproject: pytest pythonpath)
 
 from optbuild.errors import OptbuildError
 from optbuild.pipeline.runner import Runner
@@ -19,8 +20,6 @@ from optbuild.pipeline.stage import Dependency, KeyMaterial, Output, StageResult
 from optbuild.publish.manifest import stage_entry
 from optbuild.publish.verify import check_chain
 from optbuild.store import Store
-
-import stage_fns  # tests/ is on sys.path (pyproject: pytest pythonpath)
 
 
 class Recorder:

@@ -1,4 +1,4 @@
-"""`optbuild verify --rebuild`: a fresh build without the cache, compared stage by stage.
+"""`optbuild verify --rebuild`: how a fresh build compares with the recorded one, stage by stage.
 
 Every output must be byte-identical, except those a stage declares unstable (recorded in the
 manifest as `unstable_outputs`): a TensorRT engine reproduces when its layer/tactic hash is the
@@ -8,51 +8,11 @@ may measure another winner.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
 from typing import Any
 
-from optbuild.publish.manifest import MANIFEST, Finding, load_manifest
+from optbuild.publish.manifest import Finding
 
-# Overrides that only say where or how verbosely a build ran: not part of what was built.
-_PLACE_KEYS = ("out_dir", "cache_dir", "progress", "debug")
 ENGINE_COSINE_TOLERANCE = 1e-3
-
-
-def _rebuild_command(manifest: dict[str, Any], out_dir: Path) -> list[str]:
-    overrides = [o for o in manifest["overrides"] if o.split("=", 1)[0].lstrip("+~") not in _PLACE_KEYS]
-    return [sys.executable, "-m", "optbuild.cli", f"recipe={manifest['recipe']['name']}", *overrides,
-            f"out_dir={out_dir}", f"cache_dir={out_dir / '.cache'}", "progress=false"]
-
-
-def check_rebuild(manifest: dict[str, Any]) -> list[Finding]:
-    from optbuild.config.recipes import discover
-
-    recipe = manifest["recipe"]
-    env = dict(os.environ)
-    recorded_dir = Path(recipe["path"]).parent
-    if recorded_dir.is_dir():  # a user recipe: make its directory visible to the rebuild too
-        env["OPTBUILD_RECIPE_PATH"] = os.pathsep.join(p for p in (str(recorded_dir), env.get("OPTBUILD_RECIPE_PATH"))
-                                                      if p)
-    extra = (recorded_dir,) if recorded_dir.is_dir() else ()
-    found = discover(extra).get(recipe["name"])
-    if found is None:
-        return [Finding(False, "rebuild", f"recipe '{recipe['name']}' is not available here to rebuild from")]
-    if found.sha256 != recipe["sha256"]:
-        return [Finding(False, "rebuild", f"recipe {found.path} changed since the build (sha256 differs)")]
-    with tempfile.TemporaryDirectory(prefix="optbuild-verify-") as tmp:
-        result = subprocess.run(_rebuild_command(manifest, Path(tmp)), env=env, capture_output=True, text=True)
-        fresh_dir = Path(tmp, recipe["name"], f"{manifest['target']}-{manifest['precision']}", "v1")
-        # A version that failed its gates reproduces by failing them again, with the same outputs.
-        failed_again = manifest.get("status") == "failed" and (fresh_dir / MANIFEST).is_file()
-        if result.returncode != 0 and not failed_again:
-            last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-            return [Finding(False, "rebuild", f"the rebuild failed: {last}")]
-        fresh = load_manifest(fresh_dir)
-    return compare_stages(manifest, fresh)
 
 
 def _engine_divergence(recorded: dict[str, Any], fresh: dict[str, Any]) -> str | None:
@@ -80,6 +40,11 @@ def compare_stages(recorded: dict[str, Any], fresh: dict[str, Any]) -> list[Find
         unstable |= set(stage.get("unstable_outputs", ()))
         if again is None:
             continue
+        read = [dep for dep, fingerprint in (stage.get("external") or {}).items()
+                if (again.get("external") or {}).get(dep) != fingerprint]
+        if read:
+            return [Finding(False, "rebuild", f"first diverged at stage '{name}': it read different "
+                                              f"{', '.join(sorted(read))} than the build did")]
         if stage.get("unstable_outputs") and recorded.get("engine") is not None:
             if (why := _engine_divergence(recorded, fresh)) is not None:
                 return [Finding(False, "rebuild", f"first diverged at stage '{name}': {why}")]
