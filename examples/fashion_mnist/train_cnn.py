@@ -52,6 +52,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--train-samples", type=int, default=None,
+                        help="train on a seeded subset of this many images (default: all 60000)")
     parser.add_argument("--out", type=Path, default=HERE / "fmnist_cnn.onnx")
     parser.add_argument("--data", default=None, help="folder of the idx .gz files "
                         "(default: /usr/share/datasets/fashion-mnist)")
@@ -60,6 +62,9 @@ def main() -> None:
     torch.manual_seed(0)
     torch.set_num_threads(2)
     images, ids = fashion_mnist_arrays("train", args.data)
+    if args.train_samples is not None:  # a seeded subset, for a quicker model (the tests use one)
+        keep = np.random.default_rng(0).permutation(len(images))[: args.train_samples]
+        images, ids = images[keep], ids[keep]
     x_train, y_train = normalise(images), torch.from_numpy(ids.astype(np.int64))
     test = load_labeled(DatasetRequest("fashion_mnist", args.data, 10000, 0, split="test", preprocess=PREPROCESS,
                                         input_shape=SHAPE))

@@ -39,9 +39,9 @@ from optbuild.publish.manifest import MANIFEST
 
 _VERSION = re.compile(r"^v(\d+)$")
 FILE_MODE, DIR_MODE = 0o644, 0o755
-# What a version claims beyond its files: a build with other evidence is another version.
-EVIDENCE = ("status", "failure", "gates", "validation", "validation_dataset", "benchmark", "tuning", "cpu_proxy",
-            "quantization", "surgery", "engine")
+# What a version claims beyond its files: a build with other evidence is another version. (What
+# made the files, e.g. the surgery report with its timings, is not evidence about them.)
+EVIDENCE = ("status", "failure", "gates", "validation", "validation_dataset", "benchmark", "tuning", "cpu_proxy")
 log = logging.getLogger("optbuild")
 Documents = Callable[[dict[str, Any]], dict[str, dict[str, Any]]]
 

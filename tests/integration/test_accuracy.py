@@ -14,31 +14,39 @@ from conftest import REPO, error_line, manifest_of
 VALIDATE = ("benchmark.enabled=false", "validate.num_samples=2000", "validate.min_top1=0.8")
 
 
-@pytest.fixture(scope="module")
-def hurt(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, ...]:
-    """A calibration set ~20x wider than the real inputs: INT8 ranges that fit the data badly,
-    so INT8 loses accuracy (on 2000 test images: 2.6 points of top-1 for intel, 5.7 for the
-    TensorRT graph on the CPU proxy, where two crops of natural photos lost 0.4 on one CPU and
-    nothing on another; 40x wide made every layer matter, 12x wide too little for intel)."""
+def wide_calibration(folder: Path, width: float) -> tuple[str, ...]:
+    """A calibration set `width` times wider than the real inputs: INT8 ranges that fit the data
+    badly, so INT8 loses accuracy (two crops of natural photos lost 0.4 points on one CPU and
+    nothing on another)."""
     import numpy as np
 
-    path = tmp_path_factory.mktemp("hurt") / "wide.npz"
-    np.savez(path, x=(np.random.default_rng(0).standard_normal((8, 1, 28, 28)) * 20).astype(np.float32))
+    path = folder / f"wide{width}.npz"
+    np.savez(path, x=(np.random.default_rng(0).standard_normal((8, 1, 28, 28)) * width).astype(np.float32))
     return ("calibration.dataset=npz", f"calibration.path={path}", "calibration.num_samples=8",
             "calibration.split=null")
+
+
+@pytest.fixture(scope="module")
+def hurt(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, ...]:
+    """20x wide: the intel IR of the test CNN loses 2.6 points of top-1 on 2000 test images."""
+    return wide_calibration(tmp_path_factory.mktemp("hurt"), 20)
 
 
 @pytest.fixture(scope="module")
 def cnn(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("fmnist") / "cnn.onnx"
     done = subprocess.run([sys.executable, str(REPO / "examples/fashion_mnist/train_cnn.py"), "--epochs", "1",
+                           "--train-samples", "20000",
                            "--out", str(out)], capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr
     return out
 
 
 def build(cli, cnn: Path, *overrides: str):
-    return cli("recipe=fashion_mnist_cnn_int8", f"model.path={cnn}", *VALIDATE, *overrides)
+    """The recipe with the test's defaults, each overridden by a later value (a command line may
+    give a key only once)."""
+    merged = {arg.split("=", 1)[0]: arg for arg in (f"model.path={cnn}", *VALIDATE, *overrides)}
+    return cli("recipe=fashion_mnist_cnn_int8", *merged.values())
 
 
 def test_int8_cnn_keeps_top1_within_the_recipe_gate(cli, cnn, tmp_path: Path):
@@ -95,9 +103,11 @@ def test_labeled_settings_on_unlabeled_data_fail_before_any_work(cli, cnn, tmp_p
     assert not (tmp_path / "outputs/fashion_mnist_cnn_int8").exists()
 
 
-def test_nvidia_accuracy_control_keeps_the_most_sensitive_layers_out_of_qdq(cli, cnn, hurt, tmp_path: Path):
-    """For TensorRT the Q/DQ graph is what gets built: the CPU proxy measures it."""
-    nvidia = ("target=nvidia", "target.engine=kit", *hurt, "validate.max_top1_drop=null", "validate.min_top1=null",
+def test_nvidia_accuracy_control_keeps_the_most_sensitive_layers_out_of_qdq(cli, cnn, tmp_path: Path):
+    """For TensorRT the Q/DQ graph is what gets built: the CPU proxy measures it. 16x wide loses
+    1.45 points there, and two of the three weighted layers in float recover it (20x wide
+    needs all three)."""
+    nvidia = ("target=nvidia", "target.engine=kit", *wide_calibration(tmp_path, 16), "validate.max_top1_drop=null", "validate.min_top1=null",
               "validate.min_top1_agreement=null")
     root = tmp_path / "outputs/fashion_mnist_cnn_int8/nvidia-int8"
     assert build(cli, cnn, *nvidia).returncode == 0

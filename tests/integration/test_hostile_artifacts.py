@@ -34,7 +34,7 @@ def rebind(version: Path, manifest: dict) -> None:
 
 
 CLAIMS = [
-    ("status", lambda m: m.update(status="passed", failure=None)),
+    ("status", lambda m: m.update(status="failed", failure="validation gate failed")),
     ("a validation number", lambda m: m["validation"].update(cosine_mean=1.0)),
     ("a gate", lambda m: m.update(gates=[{"rule": "validate.min_cosine", "passed": True}])),
     ("the config", lambda m: m["config"]["calibration"].update(num_samples=1)),

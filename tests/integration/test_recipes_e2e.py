@@ -18,20 +18,17 @@ def shipped(tmp_path: Path) -> Cli:
 
 
 def test_quickstart_is_byte_reproducible_and_cached(shipped: Cli, tmp_path: Path):
-    versions = []
-    for run in ("a", "b"):
-        result = shipped("recipe=efficientnet_lite0_int8", f"out_dir={tmp_path / run}", *QUICK)
-        assert result.returncode == 0, result.stderr
-        versions.append(tmp_path / run / "efficientnet_lite0_int8/intel-int8/v1")
-    for name in ("model.xml", "model.bin"):
-        assert sha256_file(versions[0] / name) == sha256_file(versions[1] / name), name
+    result = shipped("recipe=efficientnet_lite0_int8", f"out_dir={tmp_path / 'a'}", *QUICK)
+    assert result.returncode == 0, result.stderr
+    versions = [tmp_path / "a/efficientnet_lite0_int8/intel-int8/v1"]
     manifest = manifest_of(versions[0])
     for artifact in manifest["artifacts"]:
         assert sha256_file(versions[0] / artifact["path"]) == artifact["sha256"]
     assert manifest["quantization"]["fake_quantize_ops"] > 50
     # Real ImageNet weights on real photos: INT8 agrees with FP32 on most crops.
     assert manifest["validation"]["top1_agreement"] >= 0.8
-    # Anyone can check it: integrity, chain, provenance, and a rebuild without the cache.
+    # Anyone can check it: integrity, chain, provenance, and a rebuild from its recorded config
+    # without the cache, in fresh stage processes, byte for byte.
     verify = shipped("verify", str(versions[0]), "--rebuild")
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert "byte-identical outputs at every stage" in verify.stdout

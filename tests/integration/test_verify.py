@@ -149,7 +149,7 @@ def _engine_manifest(plan_digest: str, layer_hash: str, cosine: float) -> dict:
 
 
 def test_engines_reproduce_by_layer_hash_and_tolerance_not_bytes():
-    from optbuild.publish.rebuild import compare_stages
+    from optbuild.publish.compare import compare_stages
 
     recorded = _engine_manifest("1" * 64, "h" * 64, 0.9990)
     same_tactics = _engine_manifest("2" * 64, "h" * 64, 0.9992)  # other bytes: engines differ
