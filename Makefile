@@ -44,9 +44,10 @@ typecheck: $(STAMP)
 lint-imports: $(STAMP)
 	$(BIN)/lint-imports --no-cache
 
-# Tests run on both cores (pytest-xdist), a file per worker so that module fixtures are made
-# once; builds inside a test still use every core they get.
-PYTEST := $(BIN)/python -m pytest -n 2 --dist loadfile
+# Tests run on both cores (pytest-xdist), one test at a time each, except the files whose module
+# fixtures are expensive (xdist_group marks): those run on one worker. Builds inside a test
+# still use every core they get.
+PYTEST := $(BIN)/python -m pytest -n 2 --dist loadgroup
 
 # The unit tier: plans, config errors, gates, the store and runner, datasets, passes on small
 # graphs; no model is built. Under two minutes on two cores.

@@ -11,6 +11,10 @@ from pathlib import Path
 import pytest
 from conftest import REPO, error_line, manifest_of
 
+# Its module fixtures are expensive: its tests share one worker (make test: --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("accuracy")
+
+
 VALIDATE = ("benchmark.enabled=false", "validate.num_samples=2000", "validate.min_top1=0.8")
 
 

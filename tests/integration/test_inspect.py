@@ -13,6 +13,10 @@ import pytest
 import real_models
 from conftest import REPO, error_line, tiny_recipe
 
+# Its module fixtures are expensive: its tests share one worker (make test: --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("inspect")
+
+
 
 @pytest.fixture(scope="session")
 def effnet(tmp_path_factory: pytest.TempPathFactory) -> Path:

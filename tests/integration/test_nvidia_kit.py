@@ -14,6 +14,10 @@ from onnx import TensorProto, numpy_helper
 
 from optbuild.stages.nvidia.lint import lint
 
+# Its module fixtures are expensive: its tests share one worker (make test: --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("nvidia_kit")
+
+
 KIT_FILES = {"model.onnx", "build_spec.json", "trtexec.sh", "build_engine.py"}
 RESNET = ("model.weights=null", "target=nvidia", "target.engine=kit", "calibration.num_samples=16",
           "validate.num_samples=8")

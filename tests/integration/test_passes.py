@@ -17,6 +17,10 @@ from optbuild.passes import PassParams, onnx_io, parse_passes, register
 from optbuild.publish.model_facts import onnx_facts
 from optbuild.stages.surgery import run_passes
 
+# Its module fixtures are expensive: its tests share one worker (make test: --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("passes")
+
+
 
 def surgery(model_path: Path, out: Path, passes: list) -> tuple[onnx.ModelProto, list[dict]]:
     specs = [s.stage_entry() for s in parse_passes(passes)]

@@ -20,6 +20,10 @@ from conftest import HEAVY, manifest_of
 from optbuild.errors import OptbuildError
 from optbuild.store import ActionRecord, Store
 
+# Its module fixtures are expensive: its tests share one worker (make test: --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("remote_cache")
+
+
 
 @pytest.fixture(scope="module")
 def s3_env() -> dict[str, str]:
