@@ -21,16 +21,19 @@ $(STAMP): pyproject.toml constraints.txt tools/trt_stubs.py
 
 setup: $(STAMP)
 
-# Labeled validation data the tests read: Fashion-MNIST from Debian (as root, or through sudo
-# when it exists). `make demo` does not need it: the quickstart uses the bundled sample photos.
+# Real data the tests and some recipes read, from Debian (as root, or through sudo when it
+# exists): labeled Fashion-MNIST images, and English sentences (fortunes-min) for the MiniLM
+# recipe. `make demo` needs neither: the quickstart uses the bundled sample photos.
 FMNIST_DIR := /usr/share/datasets/fashion-mnist
+FORTUNES := /usr/share/games/fortunes/literature
+DEBIAN_DATA := $(FMNIST_DIR) $(FORTUNES)
 
-$(FMNIST_DIR):
+$(DEBIAN_DATA):
 	SUDO=$$([ "$$(id -u)" = 0 ] || ! command -v sudo >/dev/null || echo sudo); \
 	$$SUDO apt-get update && \
-	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y dataset-fashion-mnist
+	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y dataset-fashion-mnist fortunes-min
 
-datasets: $(FMNIST_DIR)
+datasets: $(DEBIAN_DATA)
 
 demo: $(STAMP)
 	$(BIN)/optbuild recipe=efficientnet_lite0_int8
@@ -54,7 +57,7 @@ PYTEST := $(BIN)/python -m pytest -n 2 --dist loadgroup
 test-fast: $(STAMP) lint-imports
 	$(PYTEST) tests/unit
 
-test: $(STAMP) typecheck lint-imports $(FMNIST_DIR)
+test: $(STAMP) typecheck lint-imports $(DEBIAN_DATA)
 	$(PYTEST) tests
 
 clean:

@@ -5,6 +5,7 @@ Target-agnostic: everything target-specific arrives in the Plan (optbuild/planni
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ from optbuild.publish.package import Packaged, package
 from optbuild.publish.provenance import statement
 from optbuild.publish.summary import summary
 from optbuild.store import Store
+
+log = logging.getLogger("optbuild")
 
 
 @dataclass(frozen=True)
@@ -60,11 +63,27 @@ def passes_dry_run(config: Config, log_path: str | None, console: Console) -> No
 
 def _measured(build_plan: Plan, results: dict[str, StageResult]) -> dict[str, Any]:
     """The manifest fields the plan declares and its stages report, in the plan's order."""
-    fields = dict(build_plan.manifest)
+    fields: dict[str, Any] = dict(build_plan.manifest)
     for spec in build_plan.stages:
         for name, path in spec.reports.items():
-            fields[name] = results[spec.name].reported(path)
+            value = results[spec.name].reported(path)
+            # Notes add up over the stages; any other field is one stage's to report.
+            fields[name] = [*(fields.get(name) or []), *(value or [])] if name == "notes" else value
     return fields
+
+
+def warn_about(measured: dict[str, Any], gates: list[dict[str, Any]]) -> None:
+    """What the numbers cannot say, on the terminal as well as in the manifest."""
+    for note in measured.get("notes") or []:
+        log.warning("%s", note)
+    for field in ("validation", "cpu_proxy"):
+        for output, why in ((measured.get(field) or {}).get("reference_degenerate") or {}).items():
+            log.warning("the FP32 reference's output '%s' is degenerate on the validation set (%s): agreement "
+                        "with it means nothing; check the weights (model.weights=null is a random init) and the "
+                        "data", output, why)
+    for gate in gates:
+        if gate["passed"] is None:
+            log.warning("gate %s not checked: %s", gate["rule"], gate["reason"])
 
 
 def build(config: Config, recipe: RecipeFile, overrides: list[str], resolved: dict[str, Any],
@@ -74,7 +93,8 @@ def build(config: Config, recipe: RecipeFile, overrides: list[str], resolved: di
     measured = _measured(build_plan, results)
     gates = [gate for record in build_plan.gated
              for gate in check_gates(config.validate, measured.get(record.field), record.label)]
-    misses = [g["reason"] for g in gates if not g["passed"]]
+    misses = [g["reason"] for g in gates if g["passed"] is False]
+    warn_about(measured, gates)
 
     shipped = {name: results[source.stage].outputs[source.file] for name, source in build_plan.artifact.items()}
     files = {name: runner.output_path(*source) for name, source in build_plan.artifact.items()}

@@ -51,6 +51,7 @@ class SourceKind(Choice):
     torchvision = "torchvision"
     efficientnet_lite0 = "efficientnet_lite0"
     onnx = "onnx"
+    huggingface = "huggingface"  # a local transformers model folder (config.json, safetensors, tokenizer)
 
 
 class DatasetKind(Choice):
@@ -58,9 +59,54 @@ class DatasetKind(Choice):
     image_folder = "image_folder"
     npz = "npz"
     fashion_mnist = "fashion_mnist"  # labeled; the Debian package dataset-fashion-mnist
+    text = "text"  # lines of text, tokenized with the model's own tokenizer
+    synthetic = "synthetic"  # seeded arrays of the inputs' dtypes and shapes: no real data
 
 
-UNLABELED_KINDS = (DatasetKind.sample_photos, DatasetKind.npz)
+UNLABELED_KINDS = (DatasetKind.sample_photos, DatasetKind.npz, DatasetKind.text, DatasetKind.synthetic)
+IMAGE_KINDS = (DatasetKind.sample_photos, DatasetKind.image_folder, DatasetKind.fashion_mnist)
+
+
+class TensorType(Choice):
+    """A model input's element type (ONNX names)."""
+
+    float32 = "float32"
+    float16 = "float16"
+    int64 = "int64"
+    int32 = "int32"
+    int8 = "int8"
+    uint8 = "uint8"
+    bool = "bool"
+
+
+class Task(Choice):
+    """What the model's outputs are: it picks the default validation metrics."""
+
+    classification = "classification"  # scores over classes: top-1 agreement, cosine
+    dense = "dense"  # a map per pixel or cell (detection, segmentation): cosine, relative L2
+    embedding = "embedding"  # a vector per sample: cosine, nearest-neighbour agreement
+    sequence = "sequence"  # scores per position [N, T, classes]: per-position argmax agreement
+    generic = "generic"  # anything: cosine, relative L2
+
+
+class ModelType(Choice):
+    transformer = "transformer"
+
+
+class Pooling(Choice):
+    """A transformer's output head (huggingface sources)."""
+
+    none = "none"  # the last hidden state [batch, seq, hidden]
+    mean = "mean"  # the mean over the unmasked tokens [batch, hidden] (sentence embeddings)
+    cls = "cls"  # the first token's state [batch, hidden]
+
+
+class Fit(Choice):
+    """How an image becomes the input's H×W when their shapes differ."""
+
+    crop = "crop"  # resize (shorter side to `resize`), then center-crop; non-square: cover, then crop
+    stretch = "stretch"  # resize to exactly H×W
+    pad = "pad"  # resize to fit inside H×W keeping the ratio, pad the rest with the mean
 FASHION_MNIST_SPLITS = ("test", "train")
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Optional
 
+from omegaconf import MISSING
 from pydantic import ConfigDict, field_validator, model_validator
 
 from optbuild.config.choices import FASHION_MNIST_SPLITS, UNLABELED_KINDS, DatasetKind
@@ -27,6 +29,8 @@ class DatasetConfig:
     # class-folder names; fashion_mnist: its ten classes in their official order). Not Optional:
     # Hydra cannot override a None dict with `key={a: 1}`.
     label_map: dict[str, Any] = field(default_factory=dict)
+    # text: the model's tokenizer.json (or a folder holding one); a huggingface model's own by default.
+    tokenizer: Optional[str] = None
 
     @field_validator("num_samples")
     @classmethod
@@ -57,12 +61,15 @@ class DatasetConfig:
         kind = self.dataset
         if kind is None:
             return self
-        if kind is DatasetKind.sample_photos and (self.path is not None or self.key is not None):
-            raise RuleError("dataset", "dataset 'sample_photos' does not use 'path' or 'key': remove them, or "
-                                       "pick dataset 'image_folder' / 'npz' to use your own data")
-        if kind in (DatasetKind.image_folder, DatasetKind.fashion_mnist) and self.key is not None:
+        if kind in (DatasetKind.sample_photos, DatasetKind.synthetic) and (self.path is not None or
+                                                                             self.key is not None):
+            raise RuleError("dataset", f"dataset '{kind.value}' does not use 'path' or 'key': remove them, or "
+                                       "pick dataset 'image_folder' / 'npz' / 'text' to use your own data")
+        if kind is not DatasetKind.npz and self.key is not None:
             raise RuleError("key", f"dataset '{kind.value}' does not use 'key': remove it")
-        if kind in (DatasetKind.image_folder, DatasetKind.npz) and self.path is None:
+        if kind is not DatasetKind.text and self.tokenizer is not None:
+            raise RuleError("tokenizer", f"dataset '{kind.value}' does not use 'tokenizer': remove it")
+        if kind in (DatasetKind.image_folder, DatasetKind.npz, DatasetKind.text) and self.path is None:
             raise RuleError("path", f"dataset '{kind.value}' needs a 'path': set it to your data")
         if self.split is not None and kind is not DatasetKind.fashion_mnist:
             raise RuleError("split", f"dataset '{kind.value}' has no splits: remove 'split'")
@@ -81,6 +88,27 @@ class DatasetConfig:
 
 
 @dataclass
+class MetricSpec:
+    """A validation metric (optbuild passes lists them), on one output or on every output it
+    fits; `min`/`max` make it a gate."""
+
+    __pydantic_config__ = _STRICT
+    name: str = MISSING
+    output: Optional[str] = None
+    params: dict[str, Any] = field(default_factory=dict)
+    min: Optional[float] = None
+    max: Optional[float] = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> MetricSpec:
+        for bound in ("min", "max"):
+            value = getattr(self, bound)
+            if value is not None and not math.isfinite(value):
+                raise RuleError(bound, f"{{key}}={value}: a gate is a finite number")
+        return self
+
+
+@dataclass
 class ValidateConfig(DatasetConfig):
     __pydantic_config__ = _STRICT
     enabled: bool = True
@@ -93,6 +121,9 @@ class ValidateConfig(DatasetConfig):
     max_top1_drop: Optional[float] = None  # labeled data: reference top-1 minus artifact top-1, 0..1
     max_top5_drop: Optional[float] = None
     min_top1: Optional[float] = None  # labeled data: the artifact's top-1 accuracy, 0..1
+    # The metrics to measure (the first is the primary one, e.g. the sweep report's quality);
+    # empty: model.task's defaults. See docs/models.md.
+    metrics: list[MetricSpec] = field(default_factory=list)
 
     LABELED_GATES = ("max_top1_drop", "max_top5_drop", "min_top1")
 

@@ -19,23 +19,23 @@ from pydantic import ConfigDict, ValidationInfo, field_validator, model_validato
 
 from optbuild.config.choices import (
     ALLOWED_INFERENCE_PRECISIONS,
+    IMAGE_KINDS,
     AccuracyMetric,
     DatasetKind,
     Engine,
     InferencePrecision,
+    ModelType,
     Objective,
     PerformanceHint,
     PrecisionName,
-    SourceKind,
     TargetName,
 )
 from optbuild.config.datasets import DatasetConfig, ValidateConfig
-from optbuild.config.rules import MAX_SECONDS, MAX_SEED, RuleError, at_least, within
+from optbuild.config.model import ModelConfig
+from optbuild.config.rules import MAX_SECONDS, RuleError, at_least, within
 from optbuild.config.tensorrt import TensorRTConfig
 
 _STRICT = ConfigDict(extra="forbid")
-IMAGENET_MEAN = [0.485, 0.456, 0.406]
-IMAGENET_STD = [0.229, 0.224, 0.225]
 
 
 def as_data(value: Any) -> Any:
@@ -47,71 +47,6 @@ def as_data(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [as_data(v) for v in value]
     return value.value if isinstance(value, Enum) else value
-
-
-@dataclass
-class InputSpec:
-    __pydantic_config__ = _STRICT
-    name: str = "input"
-    shape: list[int] = field(default_factory=lambda: [1, 3, 224, 224])
-
-    @model_validator(mode="after")
-    def _positive(self) -> InputSpec:
-        if not self.shape or any(dim < 1 for dim in self.shape):
-            raise RuleError("shape", f"input '{self.name}' has shape {self.shape}: give every dimension as a "
-                                     "positive size (use the dynamic_batch pass for a dynamic batch)")
-        return self
-
-
-@dataclass
-class Preprocess:
-    __pydantic_config__ = _STRICT
-    resize: int = 256
-    crop: int = 224
-    mean: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
-    std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
-
-    @model_validator(mode="after")
-    def _sizes(self) -> Preprocess:
-        if not 0 < self.crop <= self.resize:
-            raise RuleError("crop", f"crop {self.crop} must be between 1 and resize {self.resize}")
-        if any(s <= 0 for s in self.std):
-            raise RuleError("std", f"std {self.std} must be positive")
-        return self
-
-
-@dataclass
-class ModelConfig:
-    __pydantic_config__ = _STRICT
-    # A SourceKind, or the name of a source plugin (entry point group `optbuild.sources`).
-    source: str = MISSING
-    name: str = MISSING
-    # torchvision: a weights name (e.g. IMAGENET1K_V2) or null for seeded random init.
-    # efficientnet_lite0: "imagenet" (the pip-shipped file) or null.
-    weights: Optional[str] = None
-    path: Optional[str] = None  # onnx source: the model file
-    seed: int = 0
-    inputs: list[InputSpec] = field(default_factory=lambda: [InputSpec()])
-    output_names: list[str] = field(default_factory=lambda: ["logits"])
-    preprocess: Preprocess = field(default_factory=Preprocess)
-
-    @field_validator("seed")
-    @classmethod
-    def _seed(cls, value: int) -> int:
-        within("seed", value, 0, MAX_SEED)
-        return value
-
-    @model_validator(mode="after")
-    def _source_fields(self) -> ModelConfig:
-        if self.source == SourceKind.onnx and not self.path:
-            raise RuleError("path", "model.source=onnx needs model.path: the ONNX file to build from")
-        if self.source in (SourceKind.torchvision, SourceKind.efficientnet_lite0) and self.path:
-            raise RuleError("path", f"model.path is only read by model.source=onnx (this recipe uses "
-                                    f"{self.source}); remove it")
-        names = [spec.name for spec in self.inputs]
-        if not names or len(set(names)) != len(names):
-            raise RuleError("inputs", "model.inputs must list at least one input, each with a unique name")
-        return self
 
 
 @dataclass
@@ -134,7 +69,9 @@ class AccuracyControl:
     __pydantic_config__ = _STRICT
     enabled: bool = False
     max_drop: float = 0.01  # absolute, in the metric's 0..1 units (0.01 = one point)
-    metric: AccuracyMetric = AccuracyMetric.auto
+    # auto (top-1 with labels, else agreement), top1, agreement, or a validation metric by name
+    # (higher is better, e.g. cosine, mask_iou, sequence_agreement): measured on the first output.
+    metric: str = AccuracyMetric.auto.value
     # A bound on the search (null: until max_drop is met): intel, NNCF's revert-and-check rounds;
     # nvidia, the number of layers it may keep in float.
     max_iterations: Optional[int] = None
@@ -153,6 +90,18 @@ class AccuracyControl:
 class QuantizeConfig:
     __pydantic_config__ = _STRICT
     accuracy_control: AccuracyControl = field(default_factory=AccuracyControl)
+    # intel (NNCF): `transformer` applies NNCF's transformer settings (attention patterns kept in
+    # float, SmoothQuant on MatMul inputs); null: its defaults for CNNs.
+    model_type: Optional[ModelType] = None
+    # SmoothQuant's alpha on MatMul inputs (transformer): null keeps NNCF's default, -1 turns it off.
+    smooth_quant_alpha: Optional[float] = None
+
+    @model_validator(mode="after")
+    def _alpha(self) -> QuantizeConfig:
+        alpha = self.smooth_quant_alpha
+        if alpha is not None and alpha != -1 and not 0 <= alpha <= 1:
+            raise RuleError("smooth_quant_alpha", f"quantize.smooth_quant_alpha={alpha} must be in 0..1, or -1 (off)")
+        return self
 
 
 @dataclass
@@ -216,6 +165,9 @@ class TargetConfig:
     name: TargetName = MISSING
     engine: Engine = Engine.auto
     device: str = "CPU"
+    # intel: keep the inputs' dynamic dimensions dynamic in the IR, bounded by their min..max
+    # (false: the IR is reshaped to the opt sizes, which OpenVINO runs fastest).
+    dynamic_shapes: bool = False
     tensorrt: TensorRTConfig = field(default_factory=TensorRTConfig)
 
 
@@ -264,7 +216,7 @@ class Config:
             raise RuleError("calibration.dataset", "precision=int8 needs a calibration dataset: set "
                             f"calibration.dataset ({', '.join(DatasetKind.values())})")
         control = self.quantize.accuracy_control
-        if int8 and control.enabled and control.metric is AccuracyMetric.top1 and self.validate.unlabeled:
+        if int8 and control.enabled and control.metric == AccuracyMetric.top1 and self.validate.unlabeled:
             raise RuleError("quantize.accuracy_control.metric", "quantize.accuracy_control.metric=top1 needs "
                             f"labels but validate.dataset={as_data(self.validate.dataset)} has none: use a labeled "
                             "set (image_folder with class folders, or fashion_mnist) or drop it")
@@ -274,24 +226,27 @@ class Config:
         return self
 
     def _image_data_fits_the_input(self) -> None:
-        """Image datasets are decoded to the first input: it must look like an image."""
-        images = [s for s in (self.calibration, self.validate)
-                  if s.dataset is not None and s.dataset is not DatasetKind.npz]
-        if not images:
+        """Image datasets decode to one image input: the model must have one, and no other."""
+        calibrates = self.precision.name is PrecisionName.int8 or (
+            self.target.name is TargetName.nvidia and self.precision.name is PrecisionName.fp16)
+        used = [("calibration", self.calibration)] if calibrates else []
+        used += [("validate", self.validate)] if self.validate.enabled else []
+        sections = [(name, s) for name, s in used if s.dataset in IMAGE_KINDS]
+        if not sections:
             return
-        shape, preprocess = self.model.inputs[0].shape, self.model.preprocess
-        if len(shape) != 4:
-            raise RuleError("model.inputs", f"input shape {shape} is not [N, C, H, W]: image datasets need one; "
-                                            "use an npz dataset of ready tensors")
-        _, channels, height, width = shape
-        if channels not in (1, 3):
-            raise RuleError("model.inputs", f"input shape {shape} has {channels} channels: images give 1 or 3")
-        # The center crop is square; stretching it to a non-square input would distort every image.
-        if height != width:
-            raise RuleError("model.preprocess", f"preprocess crop {preprocess.crop} is square but the input is "
-                            f"{height}x{width}: use a square input or preprocess your data into an npz dataset")
+        section, _ = sections[0]
+        image = self.model.image_input()
+        if image is None:
+            raise RuleError(f"{section}.dataset", f"{section}.dataset={as_data(sections[0][1].dataset)} decodes images, "
+                            "but no model input is [N, 1|3, H, W] floats: use an npz, text or synthetic dataset")
+        others = [spec.name for spec in self.model.inputs if spec is not image]
+        if others:
+            raise RuleError(f"{section}.dataset", f"{section}.dataset={as_data(sections[0][1].dataset)} feeds only the "
+                            f"image input '{image.name}', but the model also takes {', '.join(others)}: use an npz "
+                            "dataset (one array per input) or a synthetic one")
+        channels = image.concrete()[1]
         for name in ("mean", "std"):
-            values = getattr(preprocess, name)
+            values = getattr(self.model.preprocess, name)
             if len(values) not in (channels, 3):  # 1 channel may use the RGB list's first
                 raise RuleError(f"model.preprocess.{name}", f"preprocess {name} {values} needs {channels} values")
 

@@ -1,11 +1,12 @@
-"""Calibration / validation datasets, as float32 [N, C, H, W] arrays, with labels when the data
-has them.
+"""Calibration / validation datasets: one array per model input (samples along the first axis),
+with labels when the data has them.
 
-Four kinds, one module each behind `KINDS`: `sample_photos` (real photos shipped inside
-scikit-image, scikit-learn and matplotlib, so builds work offline), `image_folder` (a directory
-of images; labeled when every image sits in a class folder), `npz` (an array that is already
-preprocessed) and `fashion_mnist` (the real Fashion-MNIST idx files of the Debian package
-dataset-fashion-mnist; labeled).
+One module per kind behind `KINDS`: `sample_photos` (real photos shipped inside scikit-image,
+scikit-learn and matplotlib, so builds work offline), `image_folder` (a directory of images;
+labeled when every image sits in a class folder), `fashion_mnist` (the real Fashion-MNIST idx
+files of the Debian package dataset-fashion-mnist; labeled), `npz` (arrays already prepared, one
+per input), `text` (sentences through the model's tokenizer) and `synthetic` (seeded arrays of
+each input's dtype and shape). The image kinds feed the model's image input.
 
 A `DatasetRequest` comes from a validated config: the rules on its fields live in
 `optbuild.config.schema`, and this package checks only the data itself. `fingerprint` is the cheap
@@ -20,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from optbuild.config.schema import DatasetKind
-from optbuild.data import fashion_mnist, image_folder, npz, sample_photos
+from optbuild.config.choices import DatasetKind
+from optbuild.data import fashion_mnist, image_folder, npz, sample_photos, synthetic, text
 from optbuild.data.fashion_mnist import (
     FASHION_MNIST_CLASSES,
     FASHION_MNIST_DIR,
@@ -31,11 +32,12 @@ from optbuild.data.fashion_mnist import (
 from optbuild.data.files import versions
 from optbuild.data.image_folder import IMAGE_EXTENSIONS
 from optbuild.data.images import plain_preprocess
-from optbuild.data.request import DatasetKindModule, DatasetRequest, LabeledSamples
+from optbuild.data.request import DatasetKindModule, DatasetRequest, Feeds, LabeledSamples, image_input
 from optbuild.data.sample_photos import SAMPLE_PHOTOS
 
 __all__ = [
-    "DatasetRequest", "LabeledSamples", "KINDS", "fingerprint", "load", "load_labeled", "batches",
+    "DatasetRequest", "Feeds", "LabeledSamples", "KINDS", "fingerprint", "load", "load_labeled", "batches",
+    "image_input", "rows", "synthetic_feeds",
     "fashion_mnist_arrays", "SAMPLE_PHOTOS", "FASHION_MNIST_CLASSES", "FASHION_MNIST_DIR",
     "FASHION_MNIST_SPLITS", "IMAGE_EXTENSIONS",
 ]
@@ -45,9 +47,11 @@ KINDS: dict[DatasetKind, DatasetKindModule] = {
     DatasetKind.image_folder: image_folder,
     DatasetKind.npz: npz,
     DatasetKind.fashion_mnist: fashion_mnist,
+    DatasetKind.text: text,
+    DatasetKind.synthetic: synthetic,
 }
 # Bump whenever this package changes the data it returns for the same request.
-FORMAT = 2
+FORMAT = 3
 
 
 def fingerprint(request: DatasetRequest) -> dict[str, Any]:
@@ -61,7 +65,7 @@ def fingerprint(request: DatasetRequest) -> dict[str, Any]:
         "seed": request.seed,
         "key": request.key,
         "preprocess": plain_preprocess(request.preprocess),
-        "input_shape": list(request.input_shape),
+        "inputs": request.inputs,
         # Decoding, resizing and the seeded streams all depend on these.
         "versions": versions(("numpy", "pillow")),
     }
@@ -71,7 +75,7 @@ def fingerprint(request: DatasetRequest) -> dict[str, Any]:
     return result
 
 
-def load(request: DatasetRequest) -> np.ndarray:
+def load(request: DatasetRequest) -> Feeds:
     """The samples alone (calibration); the same subset and order as `load_labeled`."""
     return KINDS[DatasetKind(request.kind)].load(request, labeled=False).samples
 
@@ -81,7 +85,19 @@ def load_labeled(request: DatasetRequest) -> LabeledSamples:
     return KINDS[DatasetKind(request.kind)].load(request, labeled=True)
 
 
-def batches(samples: np.ndarray, batch: int) -> list[np.ndarray]:
+def batches(samples: Feeds, batch: int) -> list[Feeds]:
     """Consecutive full batches in the seeded order; a trailing partial batch is dropped, since
     a model with a fixed batch size cannot take it."""
-    return [samples[i : i + batch] for i in range(0, len(samples) - batch + 1, batch)]
+    return [{name: array[i : i + batch] for name, array in samples.items()}
+            for i in range(0, rows(samples) - batch + 1, batch)]
+
+
+def synthetic_feeds(inputs: list[dict[str, Any]], batch: int | None = None, seed: int = 0) -> Feeds:
+    """One fixed seeded batch for every input (benchmarks): the synthetic kind's values, of each
+    input's dtype, `batch` overriding the first dimension."""
+    rng = np.random.default_rng(seed)
+    return {spec["name"]: synthetic.array(spec, batch or spec["shape"][0], rng) for spec in inputs}
+
+
+def rows(samples: Feeds) -> int:
+    return len(next(iter(samples.values()))) if samples else 0

@@ -1,7 +1,8 @@
-"""Kind `npz`: an array the user already preprocessed to the model's input shape, saved with
-numpy.savez. It is used as it is (cast to float32), never decoded or resized, so it serves inputs
-that are not images. The seeded subset is a permutation of its rows. No labels. The fingerprint
-is the file's sha256, never its path.
+"""Kind `npz`: arrays the user already prepared for the model's inputs, saved with numpy.savez:
+one array per input, named after it (a model with one input may use any name, or `key`). They
+are used as they are (cast to each input's dtype), never decoded or resized, so they serve any
+model. The seeded subset is one permutation of the rows, the same for every input. No labels.
+The fingerprint is the file's sha256, never its path.
 """
 
 from __future__ import annotations
@@ -23,16 +24,31 @@ def fingerprint(request: DatasetRequest) -> dict[str, Any]:
 
 def load(request: DatasetRequest, labeled: bool) -> LabeledSamples:
     path = str(request.path)
-    key, array = read_array(existing_file(path), path, request.key)
-    _check_array(path, key, array, request)
-    rng = np.random.default_rng(request.seed)
-    chosen = array[rng.permutation(len(array))[:request.num_samples]]
-    return LabeledSamples(np.ascontiguousarray(chosen, dtype=np.float32), None, None)
+    arrays = read_arrays(existing_file(path), path, request)
+    rows = {len(array) for array in arrays.values()}
+    if len(rows) != 1:
+        raise OptbuildError(f"npz '{path}' arrays have different numbers of rows "
+                            f"({', '.join(f'{k}: {len(a)}' for k, a in arrays.items())}): give every input as many")
+    order = np.random.default_rng(request.seed).permutation(rows.pop())[:request.num_samples]
+    return LabeledSamples({name: np.ascontiguousarray(array[order]) for name, array in arrays.items()}, None, None)
 
 
-def read_array(file: Path, path: str, key: str | None) -> tuple[str, np.ndarray]:
-    """The named array (or the only one) and its name; `path` is the user's spelling, for
-    messages."""
+def read_arrays(file: Path, path: str, request: DatasetRequest) -> dict[str, np.ndarray]:
+    """An array per model input, checked and cast to its dtype."""
+    if len(request.inputs) == 1:  # the only array, or the one `key` names
+        spec = request.inputs[0]
+        key, array = read_array(file, path, request.key, fallback=spec["name"])
+        return {spec["name"]: _checked(path, key, array, spec, request.num_samples)}
+    arrays = {}
+    for spec in request.inputs:
+        key, array = read_array(file, path, spec["name"])
+        arrays[spec["name"]] = _checked(path, key, array, spec, request.num_samples)
+    return arrays
+
+
+def read_array(file: Path, path: str, key: str | None, fallback: str | None = None) -> tuple[str, np.ndarray]:
+    """The named array (or the only one, or the one named `fallback`) and its name; `path` is the
+    user's spelling, for messages."""
     try:
         # Never allow pickle: recipes are data, and loading a dataset must never execute code.
         loaded = np.load(file, allow_pickle=False)
@@ -40,6 +56,8 @@ def read_array(file: Path, path: str, key: str | None) -> tuple[str, np.ndarray]
             raise ValueError("it holds a single array, not an archive of named arrays")
         with loaded as archive:
             keys = list(archive.keys())
+            if key is None and fallback in keys:
+                key = fallback
             if key is None and len(keys) != 1:
                 raise OptbuildError(f"npz '{path}' has arrays {keys}: set 'key' to the one to use")
             key = keys[0] if key is None else key
@@ -58,19 +76,19 @@ def read_array(file: Path, path: str, key: str | None) -> tuple[str, np.ndarray]
         ) from None
 
 
-def _check_array(path: str, key: str, array: np.ndarray, request: DatasetRequest) -> None:
-    """Numbers, already in the input's [C, H, W], and enough rows for num_samples."""
-    input_shape, num_samples = request.input_shape, request.num_samples
+def _checked(path: str, key: str, array: np.ndarray, spec: dict[str, Any], num_samples: int) -> np.ndarray:
+    """Numbers, already in the input's shape after the first axis, enough rows for num_samples."""
+    shape = spec["shape"]
     if array.dtype.kind not in "biuf":
         raise OptbuildError(f"npz '{path}' array '{key}' has dtype {array.dtype}: need numbers")
-    expected = ["N", *input_shape[1:]]
-    if array.ndim != 4 or list(array.shape[1:]) != list(input_shape[1:]):
+    if array.ndim != len(shape) or list(array.shape[1:]) != list(shape[1:]):
         raise OptbuildError(
-            f"npz '{path}' array '{key}' has shape {list(array.shape)}, expected {expected}: "
-            "save it preprocessed to the model's input shape"
+            f"npz '{path}' array '{key}' has shape {list(array.shape)}, expected {['N', *shape[1:]]} for input "
+            f"'{spec['name']}': save it prepared to the model's input shape"
         )
     if len(array) < num_samples:
         raise OptbuildError(
             f"npz '{path}' array '{key}' has {len(array)} samples but num_samples is "
             f"{num_samples}: lower num_samples to at most {len(array)}"
         )
+    return array.astype(spec["dtype"], copy=False)

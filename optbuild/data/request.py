@@ -1,8 +1,10 @@
 """What a dataset is asked for, and what loading it gives back.
 
 A `DatasetRequest` comes from a validated config (`optbuild.config.schema.DatasetConfig` plus the
-model's preprocessing and input shape), so the data layer trusts its fields and checks only the
-data itself. It travels between processes as plain data (`as_data` / `from_data`).
+model's inputs and preprocessing), so the data layer trusts its fields and checks only the data
+itself. It travels between processes as plain data (`as_data` / `from_data`). A sample is a
+mapping input name -> array: `LabeledSamples.samples` holds one array per model input, the
+samples along the first axis.
 """
 
 from __future__ import annotations
@@ -11,14 +13,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Protocol
 
-from optbuild.config.schema import IMAGENET_MEAN, IMAGENET_STD, as_data
+from optbuild.config.model import IMAGENET_MEAN, IMAGENET_STD
+from optbuild.config.schema import as_data
 
 if TYPE_CHECKING:
     import numpy as np
 
 
 def _imagenet_preprocess() -> dict[str, Any]:
-    return {"resize": 256, "crop": 224, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
+    return {"resize": 256, "crop": 224, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "fit": "crop"}
+
+
+def image_input(name: str = "input", shape: list[int] | None = None) -> dict[str, Any]:
+    """An input as requests carry it: name, dtype, shape (concrete: dynamic dimensions at their
+    opt size), and the value range synthetic data draws integers from."""
+    return {"name": name, "dtype": "float32", "shape": list(shape or [1, 3, 224, 224]), "low": None, "high": None}
 
 
 @dataclass(frozen=True)
@@ -31,9 +40,11 @@ class DatasetRequest:
     split: str | None = None  # fashion_mnist: test (when None) or train
     # Class name -> model output index (or list of accepted indices); None or empty: class i -> i.
     label_map: dict[str, Any] | None = None
-    # resize, crop, mean, std: the model's preprocessing (config model.preprocess).
+    # resize, crop, mean, std, fit: the model's preprocessing (config model.preprocess).
     preprocess: dict[str, Any] = field(default_factory=_imagenet_preprocess)
-    input_shape: list[int] = field(default_factory=lambda: [1, 3, 224, 224])
+    # The model's inputs (see image_input()), in the model's order.
+    inputs: list[dict[str, Any]] = field(default_factory=lambda: [image_input()])
+    tokenizer: str | None = None  # text: a tokenizer.json, or a folder holding one
 
     def __post_init__(self) -> None:
         # A DatasetKind member is a str already; keep the plain value so as_data is plain JSON.
@@ -52,12 +63,26 @@ class DatasetRequest:
     @property
     def batch(self) -> int:
         """The model's batch size: consumers feed the samples in batches of this many."""
-        return int(self.input_shape[0])
+        return int(self.inputs[0]["shape"][0])
+
+    @property
+    def image(self) -> dict[str, Any]:
+        """The input images are decoded for: the first [N, 1|3, H, W] float input."""
+        return next((i for i in self.inputs if len(i["shape"]) == 4 and i["dtype"] in ("float32", "float16")
+                     and i["shape"][1] in (1, 3)), self.inputs[0])
+
+    @property
+    def input_shape(self) -> list[int]:
+        """The image input's shape."""
+        return list(self.image["shape"])
+
+
+Feeds = dict[str, "np.ndarray"]  # input name -> array, samples (or a batch) along the first axis
 
 
 @dataclass(frozen=True)
 class LabeledSamples:
-    samples: np.ndarray  # float32 [N, C, H, W]
+    samples: Feeds  # one array per model input, of its dtype
     # int64 [N, K]: the model output indices accepted for each sample, padded with -1.
     # None when the data has no labels (sample_photos, npz, a flat image folder).
     labels: np.ndarray | None

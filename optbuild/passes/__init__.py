@@ -62,6 +62,9 @@ class PassInfo:
     # not fit the pass, e.g. a pass that changes the input layout. See optbuild.passes.check.
     probe: Callable[..., Any] | None = None
     origin: str = "builtin"  # "builtin", or the plugin distribution "name==version"
+    # The pass changes what the graph takes (names, shapes, types of its inputs): the recipe's
+    # model.inputs then describe the graph after surgery, not the source model.
+    changes_inputs: bool = False
 
     def tolerance_for(self, params: dict[str, Any]) -> Tolerance:
         rule = self.tolerance
@@ -87,7 +90,7 @@ _REGISTRY: dict[str, PassInfo] = {}
 
 def register(name: str, params: type[BaseModel] = PassParams, *, tolerance: ToleranceRule = ROUNDING,
              works_on: Literal["graph", "model"] = "graph",
-             probe: Callable[..., Any] | None = None) -> Callable[[Callable], Callable]:
+             probe: Callable[..., Any] | None = None, changes_inputs: bool = False) -> Callable[[Callable], Callable]:
     """Register `fn(graph_or_model, **params) -> graph_or_model` as pass `name`."""
 
     def decorate(fn: Callable) -> Callable:
@@ -97,7 +100,8 @@ def register(name: str, params: type[BaseModel] = PassParams, *, tolerance: Tole
                 f"pass '{name}' is registered twice ({_qualified(known.fn)} and {_qualified(fn)}); "
                 "rename one of them"
             )
-        _REGISTRY[name] = PassInfo(name, fn, params, (fn.__doc__ or "").strip(), tolerance, works_on, probe)
+        _REGISTRY[name] = PassInfo(name, fn, params, (fn.__doc__ or "").strip(), tolerance, works_on, probe,
+                                   changes_inputs=changes_inputs)
         return fn
 
     return decorate

@@ -7,7 +7,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from optbuild.config.schema import IMAGENET_MEAN, IMAGENET_STD
+from optbuild.config.model import IMAGENET_MEAN, IMAGENET_STD
 from optbuild.errors import OptbuildError
 from optbuild.passes import ROUNDING, PassParams, register
 from optbuild.passes.check import Case, Graphs, Unverifiable, concrete_shape
@@ -54,7 +54,7 @@ def preprocess_probe(graphs: Graphs) -> list[Case]:
     return [Case(new_feeds, {n.name: reference[o.name] for o, n in names})]
 
 
-@register("embed_preprocess", PreprocessParams, tolerance=ROUNDING, probe=preprocess_probe)
+@register("embed_preprocess", PreprocessParams, tolerance=ROUNDING, probe=preprocess_probe, changes_inputs=True)
 def embed_preprocess(graph: Any, input: str | None, mean: list[float], std: list[float],
                      layout: str, bgr: bool) -> Any:
     """Make the image input take raw uint8 pixels (NHWC by default, optionally BGR) and do the

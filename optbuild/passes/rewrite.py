@@ -21,7 +21,7 @@ class RenameParams(PassParams):
     outputs: dict[str, str] = Field(default_factory=dict, description="old output name -> new name")
 
 
-@register("rename_io", RenameParams, tolerance=EXACT)
+@register("rename_io", RenameParams, tolerance=EXACT, changes_inputs=True)
 def rename_io(graph: Any, inputs: dict[str, str], outputs: dict[str, str]) -> Any:
     """Rename graph inputs and outputs (e.g. to what a serving config expects). Outputs are
     unchanged; inputs and outputs keep their order."""
@@ -72,7 +72,7 @@ def extract_probe(graphs: Graphs) -> list[Case]:
                  {o.name: values[o.name] for o in graphs.after.graph.output})]
 
 
-@register("extract_subgraph", ExtractParams, tolerance=EXACT, probe=extract_probe)
+@register("extract_subgraph", ExtractParams, tolerance=EXACT, probe=extract_probe, changes_inputs=True)
 def extract_subgraph(graph: Any, inputs: list[str], outputs: list[str]) -> Any:
     """Keep only the part of the graph between the named tensors: they become the graph's inputs
     and outputs (like `polygraphy surgeon extract`). Checked by feeding the new graph the values

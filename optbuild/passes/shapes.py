@@ -18,7 +18,7 @@ class ShapeParams(PassParams):
     shape: list[int | str] = Field(description="new shape; strings are symbolic dims")
 
 
-@register("set_input_shape", ShapeParams, tolerance=EXACT)
+@register("set_input_shape", ShapeParams, tolerance=EXACT, changes_inputs=True)
 def set_input_shape(graph: Any, input: str, shape: list[int | str]) -> Any:
     """Give one graph input a new static or symbolic shape (strings are symbolic dims);
     intermediate shapes are inferred again. Checked against the old graph where both accept the
@@ -54,7 +54,7 @@ class BatchParams(PassParams):
     dim_name: str = Field(default="batch", description="name of the symbolic batch dimension")
 
 
-@register("dynamic_batch", BatchParams, tolerance=ROUNDING, probe=batch_probe)
+@register("dynamic_batch", BatchParams, tolerance=ROUNDING, probe=batch_probe, changes_inputs=True)
 def dynamic_batch(graph: Any, dim_name: str) -> Any:
     """Make dimension 0 of every input and output the symbolic batch, and patch Reshape shape
     constants that hard-code the old batch size on batch-carrying data (to -1, or to 0 = "copy

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from optbuild.config.schema import Config, TargetName
+from optbuild.config.choices import TargetName
+from optbuild.config.schema import Config
 from optbuild.planning import intel, nvidia
 from optbuild.planning.host import FixedHost, Host, LocalHost
 from optbuild.planning.plan import GatedRecord, Plan

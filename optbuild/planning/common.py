@@ -6,8 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from optbuild.config.schema import Config, DatasetConfig, SourceKind, as_data
+from optbuild.config.choices import AccuracyMetric, DatasetKind, SourceKind
+from optbuild.config.datasets import DatasetConfig
+from optbuild.config.schema import Config, as_data
 from optbuild.data import DatasetRequest, fingerprint
+from optbuild.errors import OptbuildError
 from optbuild.passes import parse_passes
 from optbuild.pipeline.stage import Dependency, Output, StageSpec
 
@@ -24,9 +27,51 @@ def dataset(config: DatasetConfig, model_config: Config) -> Dependency:
     request = DatasetRequest(
         kind=as_data(config.dataset), path=config.path, num_samples=config.num_samples, seed=config.seed,
         key=config.key, split=config.split, label_map=as_data(config.label_map) or None,
-        preprocess=as_data(model.preprocess), input_shape=list(model.inputs[0].shape),
+        preprocess=as_data(model.preprocess), inputs=model_inputs(model_config),
+        tokenizer=config.tokenizer or (model_tokenizer(model_config) if config.dataset == DatasetKind.text else None),
     )
     return Dependency(fingerprint(request), request.as_data())
+
+
+def metric_specs(config: Config) -> list[dict[str, Any]]:
+    """The validation metrics: the recipe's, or its task's defaults (then measured on the outputs
+    they fit). Unknown names and labeled metrics on data without labels fail here, before any
+    stage runs."""
+    from optbuild.stages.quality import TASK_METRICS, get
+
+    rules = config.validate
+    defaults = TASK_METRICS[config.model.task.value]
+    if config.model.task.value == "classification" and not rules.unlabeled:  # accuracy first, where labels exist
+        defaults = ("top1", *defaults)
+    specs = [as_data(spec) for spec in rules.metrics] or [
+        {"name": name, "output": None, "params": {}, "min": None, "max": None, "default": True} for name in defaults]
+    for index, spec in enumerate(specs):
+        metric = get(spec["name"])
+        if metric.needs_labels and rules.unlabeled:
+            raise OptbuildError(f"validate.metrics[{index}] {metric.name} needs labels but validate.dataset="
+                                f"{as_data(rules.dataset)} has none: use a labeled set or drop it")
+    return specs
+
+
+def model_inputs(config: Config) -> list[dict[str, Any]]:
+    """The model's inputs as stages and datasets take them: shapes at their opt sizes."""
+    return [{"name": spec.name, "dtype": spec.dtype.value, "shape": spec.concrete("opt"), "low": spec.low,
+             "high": spec.high} for spec in config.model.inputs]
+
+
+def dynamic_axes(config: Config) -> dict[str, dict[int, str]]:
+    """Each input's dynamic dimensions by axis, named (an exporter keeps them dynamic)."""
+    return {spec.name: {axis: str(spec.shape[axis]) if isinstance(spec.shape[axis], str) else f"{spec.name}_{axis}"
+                        for axis, _ in spec.dynamic()} for spec in config.model.inputs if spec.dynamic()}
+
+
+def model_tokenizer(config: Config) -> str | None:
+    """Where a huggingface model keeps its tokenizer (its folder, or the package's zip)."""
+    if config.model.source != SourceKind.huggingface:
+        return None
+    from optbuild.sources.huggingface import model_location
+
+    return model_location(config.model.path, config.model.weights)
 
 
 def quantization_inputs(config: Config) -> tuple[dict[str, Any], dict[str, Dependency]]:
@@ -37,6 +82,13 @@ def quantization_inputs(config: Config) -> tuple[dict[str, Any], dict[str, Depen
     if not control.enabled:
         return {}, deps
     deps["validation"] = dataset(config.validate, config)
+    if control.metric not in AccuracyMetric.values():
+        from optbuild.stages.quality import get
+
+        metric = get(control.metric)
+        if not metric.higher_is_better or (metric.needs_labels and config.validate.unlabeled):
+            raise OptbuildError(f"quantize.accuracy_control.metric={control.metric} cannot be optimized: use a "
+                                "metric where higher is better (and labels only with a labeled validation set)")
     return {"accuracy_control": as_data(control)}, deps
 
 
@@ -50,6 +102,8 @@ def source_stages(config: Config) -> tuple[list[StageSpec], Output]:
         source = StageSpec("source", 2, import_onnx, "reading the ONNX model", tools=("onnx",),
                            deps={"model": Dependency(source_identity(model.path), model.path)})
         return [source], Output("source", "model.onnx")
+    if model.source == SourceKind.huggingface:
+        return _transformer_stages(config)
     if model.source not in SourceKind.values():  # an installed plugin (entry point)
         from optbuild.sources import plugin_identity, write_plugin_onnx
 
@@ -60,6 +114,27 @@ def source_stages(config: Config) -> tuple[list[StageSpec], Output]:
                            deps={"model": Dependency(plugin_identity(model.source, model_data), model_data)})
         return [source], Output("source", "model.onnx")
     return _torch_stages(config)
+
+
+def _transformer_stages(config: Config) -> tuple[list[StageSpec], Output]:
+    from optbuild.sources.huggingface import FILES, fetch_model, identity, model_location
+    from optbuild.stages.export_transformer import export_transformer
+
+    model = config.model
+    location = model_location(model.path, model.weights)
+    source = StageSpec("source", 1, fetch_model, "reading the transformers model", tools=(),
+                       deps={"model": Dependency(identity(model.path, model.weights), location)})
+    ranges = {key: [spec.range_of(axis).min, spec.range_of(axis).max]
+              for spec in model.inputs for axis, key in dynamic_axes(config).get(spec.name, {}).items()}
+    export = StageSpec(
+        "export", 1, export_transformer, "exporting to ONNX (torch.export)",
+        inputs={name: Output("source", name) for name in FILES if name in ("config.json", "model.safetensors")},
+        params={"name": model.name, "inputs": model_inputs(config), "dynamic": dynamic_axes(config),
+                "ranges": {str(key): bounds for key, bounds in ranges.items()},
+                "output_names": model.output_names, "opset": config.export.opset,
+                "pooling": model.pooling.value, "normalize": model.normalize},
+        tools=TORCH_TOOLS + ("onnx", "onnxscript", "transformers"))
+    return [source, export], Output("export", "model.onnx")
 
 
 def _torch_stages(config: Config) -> tuple[list[StageSpec], Output]:
@@ -78,7 +153,7 @@ def _torch_stages(config: Config) -> tuple[list[StageSpec], Output]:
     export = StageSpec(
         "export", 1, export_onnx, "exporting to ONNX",
         inputs={"weights.pt": Output("source", "weights.pt")} if model.weights is not None else {},
-        params={**identity, "seed": model.seed, "inputs": as_data(model.inputs),
+        params={**identity, "seed": model.seed, "inputs": model_inputs(config), "dynamic": dynamic_axes(config),
                 "output_names": model.output_names, "opset": config.export.opset},
         tools=TORCH_TOOLS + ("onnx",),
     )
@@ -109,8 +184,29 @@ class ModelGraphs:
         return {"unverified_passes": list(self.unverified) or None}
 
 
+def check_declared_inputs(config: Config) -> None:
+    """An ONNX file's inputs against model.inputs, before any stage runs (names, types, ranks,
+    sizes), unless a pass changes them: then the surgery's graph is checked when it exists."""
+    from optbuild.passes import get
+
+    if config.model.source != SourceKind.onnx or any(get(p.name).changes_inputs for p in parse_passes(config.passes)):
+        return
+    import onnx
+
+    from optbuild.sources.onnx_file import checked_path
+    from optbuild.stages.model_inputs import check_inputs
+
+    path = checked_path(str(config.model.path))
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # noqa: BLE001 - the source stage says what is wrong with the file
+        return
+    check_inputs(model, as_data(config.model.inputs))
+
+
 def model_stages(config: Config) -> tuple[list[StageSpec], ModelGraphs]:
     """source (→ export) → surgery: the FP32 graph every target starts from."""
+    check_declared_inputs(config)
     stages, fp32 = source_stages(config)
     surgery = surgery_stage(config, fp32)
     stages.append(surgery)

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from optbuild.config.schema import Config, PrecisionName, TargetName, as_data
+from optbuild.config.choices import PrecisionName, TargetName
+from optbuild.config.schema import Config, as_data
 from optbuild.pipeline.stage import Dependency, Output, StageSpec
 from optbuild.planning.common import (
     ONNX_TOOLS,
     OV_TOOLS,
     TORCH_TOOLS,
     dataset,
+    metric_specs,
+    model_inputs,
     model_stages,
     quantization_inputs,
     torch_baseline,
@@ -44,8 +47,9 @@ def plan(config: Config, host: Host) -> Plan:
     if config.validate.enabled:
         data = dataset(config.validate, config)
         manifest["validation_dataset"] = data.fingerprint
-        stages.append(StageSpec("validate", 3, validate.validate, "validating against the FP32 reference",
+        stages.append(StageSpec("validate", 4, validate.validate, "validating against the FP32 reference",
                                 inputs={**deployed, "reference.onnx": model.reference}, deps={"dataset": data},
+                                params={"metrics": metric_specs(config)},
                                 tools=OV_TOOLS + ONNX_TOOLS, platform=True, reports={"validation": "validation"}))
     if config.benchmark.enabled:
         stages.append(_benchmark(config, {**deployed, "reference.onnx": model.graph}))
@@ -55,19 +59,34 @@ def plan(config: Config, host: Host) -> Plan:
 def _quantize(config: Config, graph: Output) -> StageSpec:
     int8 = config.precision.name is PrecisionName.int8
     # Only int8 changes this stage's output: fp32/fp16/bf16 builds share one conversion.
-    params: dict[str, Any] = {"int8": int8, "inputs": as_data(config.model.inputs)}
+    params: dict[str, Any] = {"int8": int8, "inputs": as_data(config.model.inputs), "shapes": ir_shapes(config)}
     deps: dict[str, Dependency] = {}
     if int8:
         control, deps = quantization_inputs(config)
-        params.update(control)
+        params.update(control, model_type=as_data(config.quantize.model_type),
+                      smooth_quant_alpha=config.quantize.smooth_quant_alpha)
     return StageSpec("quantize", 4, convert.quantize, "converting / quantizing", inputs={"model.onnx": graph},
                      params=params, deps=deps, tools=OV_TOOLS, reports={"quantization": ""})
+
+
+def ir_shapes(config: Config) -> dict[str, list[Any]]:
+    """Each input's shape in the IR: opt sizes, or [min, max] bounds for the dynamic dimensions
+    when target.dynamic_shapes."""
+    shapes = {}
+    for spec in config.model.inputs:
+        shape: list[Any] = spec.concrete("opt")
+        if config.target.dynamic_shapes:
+            for axis, _ in spec.dynamic():
+                bounds = spec.range_of(axis)
+                shape[axis] = [bounds.min, bounds.max]
+        shapes[spec.name] = shape
+    return shapes
 
 
 def _build(config: Config) -> StageSpec:
     return StageSpec("build", 2, save.save_ir, "building the OpenVINO IR", inputs=_ir("quantize"),
                      params={**as_data(config.precision), "device": config.target.device}, tools=OV_TOOLS,
-                     platform=True, reports={"runtime": "runtime",
+                     platform=True, reports={"runtime": "runtime", "notes": "notes",
                                              "resolved_inference_precision": "resolved_inference_precision"})
 
 
@@ -83,7 +102,7 @@ def _benchmark(config: Config, deployed: dict[str, Output]) -> StageSpec:
     bench = config.benchmark
     return StageSpec("benchmark", 3, benchmark.benchmark,
                      "benchmarking latency and throughput against ONNX Runtime FP32 (and torch)", inputs=measured,
-                     params={"inputs": as_data(config.model.inputs), "iterations": bench.iterations,
+                     params={"inputs": model_inputs(config), "iterations": bench.iterations,
                              "warmup": bench.warmup, "throughput_seconds": bench.throughput_seconds, "torch": torch},
                      tools=OV_TOOLS + ONNX_TOOLS + (TORCH_TOOLS if torch else ()), platform=True,
                      reports={"benchmark": "benchmark"})
@@ -103,5 +122,5 @@ def tune_params(config: Config) -> dict[str, Any]:
         "inference_precisions": list(dict.fromkeys(as_data(chosen))) if chosen is not None else None,
         "precision": config.precision.name.value,
         "seconds": tune_config.seconds,
-        "inputs": as_data(config.model.inputs),
+        "inputs": model_inputs(config),
     }

@@ -13,11 +13,19 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from optbuild.config.schema import Config, Engine, PrecisionName, TargetName, as_data
+from optbuild.config.choices import Engine, PrecisionName, TargetName
+from optbuild.config.schema import Config, as_data
 from optbuild.core.digest import sha256_file
 from optbuild.errors import OptbuildError
 from optbuild.pipeline.stage import Dependency, Output, StageSpec
-from optbuild.planning.common import ONNX_TOOLS, dataset, model_stages, quantization_inputs
+from optbuild.planning.common import (
+    ONNX_TOOLS,
+    dataset,
+    metric_specs,
+    model_inputs,
+    model_stages,
+    quantization_inputs,
+)
 from optbuild.planning.host import Host
 from optbuild.planning.plan import GatedRecord, Plan
 from optbuild.stages.nvidia import gpu, kit, precision, proxy
@@ -95,7 +103,8 @@ def plan(config: Config, host: Host) -> Plan:
         manifest["validation_dataset"] = data.fingerprint
         stages.append(StageSpec("cpu_proxy", 3, proxy.cpu_proxy, "checking the prepared graph on CPU against FP32",
                                 inputs={"model.onnx": prepared, "reference.onnx": model.reference},
-                                params={"precision": config.precision.name.value}, deps={"dataset": data},
+                                params={"precision": config.precision.name.value, "metrics": metric_specs(config)},
+                                deps={"dataset": data},
                                 tools=ONNX_TOOLS, reports={"cpu_proxy": "cpu_proxy"}))
     cache = timing_cache(config)
     manifest["timing_cache_in"] = cache.fingerprint
@@ -126,13 +135,14 @@ def _engine_stages(config: Config, host: Host, prepared: Output, fp32: Output, s
     if config.validate.enabled:
         stages.append(StageSpec("validate", 3, gpu.validate, "validating the engine against the FP32 reference",
                                 inputs=built,
-                                params={"target": "nvidia", "version_compatible": compatible},
+                                params={"target": "nvidia", "version_compatible": compatible,
+                                        "metrics": metric_specs(config)},
                                 deps={"dataset": dataset(config.validate, config), "gpu": on_gpu},
                                 tools=TRT_TOOLS + ONNX_TOOLS, platform=True, reports={"validation": "validation"}))
     if config.benchmark.enabled:
         stages.append(StageSpec("benchmark", 2, gpu.benchmark, "timing the engine (CUDA events) against ONNX Runtime FP32",
                                 inputs=built,
-                                params={"target": "nvidia", "input_shape": list(config.model.inputs[0].shape),
+                                params={"target": "nvidia", "inputs": model_inputs(config),
                                         "version_compatible": compatible, "iterations": config.benchmark.iterations,
                                         "warmup": config.benchmark.warmup},
                                 deps={"gpu": on_gpu}, tools=TRT_TOOLS + ONNX_TOOLS, platform=True,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from optbuild.config.schema import TargetName
+from optbuild.config.choices import TargetName
 from optbuild.pipeline.stage import Output, StageSpec
 
 

@@ -19,7 +19,7 @@ PROVENANCE = "provenance.json"
 # `reports`, a target's plan adds its own after these.
 FIELDS = ("schema", "recipe", "target", "precision", "created", "overrides", "config", "stages", "artifacts",
           "runtime", "resolved_inference_precision", "surgery", "quantization", "status", "failure", "gates",
-          "validation", "validation_dataset", "benchmark", "tuning", "toolchain", "platform")
+          "validation", "validation_dataset", "benchmark", "tuning", "notes", "toolchain", "platform")
 
 
 def stage_entry(result: StageResult, unstable: tuple[str, ...] = ()) -> dict[str, Any]:

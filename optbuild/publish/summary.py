@@ -20,6 +20,8 @@ def summary(console: Console, manifest: dict[str, Any], path: str, reused: bool,
     for stage in manifest["stages"]:
         table.add_row(stage["name"], "hit" if stage["cache_hit"] else "ran", f"{stage['seconds']:.1f}")
     console.print(table)
+    for note in manifest.get("notes") or []:
+        console.print(f"[yellow]note[/]: {note}", highlight=False)
     if manifest.get("unverified_passes"):
         console.print(f"[yellow]not verified[/] (verify: false): pass {', '.join(manifest['unverified_passes'])}; "
                       "the artifact was validated against the model before surgery", highlight=False)
@@ -49,11 +51,22 @@ def labeled_line(record: dict[str, Any]) -> str | None:
 
 
 def accuracy_lines(record: dict[str, Any], prefix: str = "") -> list[str]:
-    """A validation (or CPU proxy) record: agreement with FP32, then accuracy on labels."""
-    lines = [f"{prefix}agreement (top-1 vs FP32): {record['top1_agreement']:.1%}   "
-             f"cosine: {record['cosine_mean']:.4f}   max-abs: {record['max_abs_error']:.3g}"]
+    """A validation (or CPU proxy) record: its metrics (else agreement and cosine with FP32),
+    then accuracy on labels."""
+    if record.get("metrics"):
+        lines = [(prefix or "vs FP32: ") + "   ".join(metric_text(m) for m in record["metrics"])]
+    else:
+        lines = [f"{prefix}agreement (top-1 vs FP32): {record['top1_agreement']:.1%}   "
+                 f"cosine: {record['cosine_mean']:.4f}   max-abs: {record['max_abs_error']:.3g}"]
     labeled = labeled_line(record)
     return lines + ([f"{prefix}{labeled}"] if labeled else [])
+
+
+def metric_text(measured: dict[str, Any]) -> str:
+    """`cosine(logits) 0.9863 (min 0.95)`; an agreement on a degenerate reference says so."""
+    bounds = ", ".join(f"{b} {measured[b]:g}" for b in ("min", "max") if measured.get(b) is not None)
+    value = f"{measured['value']:.4g}" + ("" if measured.get("meaningful", True) else " [not meaningful]")
+    return f"{measured['name']}({measured['output']}) {value}" + (f" ({bounds})" if bounds else "")
 
 
 def benchmark_lines(bench: dict[str, Any]) -> list[str]:

@@ -13,7 +13,7 @@ def export_onnx(inputs: dict[str, str], params: dict[str, Any], out_dir: str) ->
     import torch
 
     module = build_module(params["source"], params["name"], params["seed"], inputs.get("weights.pt"))
-    examples = tuple(torch.zeros(spec["shape"]) for spec in params["inputs"])
+    examples = tuple(torch.zeros(spec["shape"], dtype=getattr(torch, spec["dtype"])) for spec in params["inputs"])
     target = Path(out_dir, "model.onnx")
     try:
         with torch.no_grad():
@@ -26,6 +26,9 @@ def export_onnx(inputs: dict[str, str], params: dict[str, Any], out_dir: str) ->
                 input_names=[spec["name"] for spec in params["inputs"]],
                 output_names=params["output_names"],
                 do_constant_folding=True,
+                # JSON turned the axes into strings; the exporter wants them as ints.
+                dynamic_axes={name: {int(axis): dim for axis, dim in axes.items()}
+                              for name, axes in params.get("dynamic", {}).items()} or None,
             )
     except Exception as err:  # noqa: BLE001 - exporter failures come in many types
         raise OptbuildError(

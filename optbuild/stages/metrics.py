@@ -7,10 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from optbuild.data import batches
+from optbuild.data import Feeds, batches
 from optbuild.errors import OptbuildError
+from optbuild.stages.quality import topk_accuracy, topk_hits
 
-Model = Callable[[np.ndarray], Sequence[np.ndarray]]  # a batch in, the model's outputs in order
+Model = Callable[[Feeds], Sequence[np.ndarray]]  # a batch of inputs in, the model's outputs in order
 
 
 def compare(reference: np.ndarray, candidate: np.ndarray) -> dict[str, float]:
@@ -31,19 +32,6 @@ def compare(reference: np.ndarray, candidate: np.ndarray) -> dict[str, float]:
     }
 
 
-def topk_hits(logits: np.ndarray, labels: np.ndarray, k: int = 1) -> np.ndarray:
-    """Per sample: whether its k highest outputs include an accepted label. `labels` is [N, K]
-    of accepted output indices, padded with -1 (a dataset class may map to several outputs)."""
-    scores = logits.reshape(len(logits), -1)
-    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-    hit = (top[:, :, None] == labels[:, None, :]) & (labels[:, None, :] >= 0)
-    return hit.any(axis=(1, 2))
-
-
-def topk_accuracy(logits: np.ndarray, labels: np.ndarray, k: int) -> float:
-    return float(topk_hits(logits, labels, k).mean())
-
-
 def accuracy(reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
     """Top-1 (and top-5 when there are more than five outputs) of both models, and the drop."""
     result: dict[str, Any] = {"labeled_samples": int(len(labels))}
@@ -55,25 +43,90 @@ def accuracy(reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray) -
 
 
 def validation_metrics(reference: Sequence[np.ndarray], candidate: Sequence[np.ndarray],
-                       names: Sequence[str], labels: np.ndarray | None) -> dict[str, Any]:
-    """The validation record: the first output's comparison at the top level (it is what gates
-    and reports read), every output's comparison under `outputs`, and accuracy against labels
-    computed on the first output (the classifier's scores)."""
+                       names: Sequence[str], labels: np.ndarray | None,
+                       specs: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """The validation record: the first output's comparison at the top level (what the
+    validate.min_* shorthands read), every output's comparison under `outputs`, accuracy against
+    labels on the first output when it is a classifier's scores, and the recipe's metrics
+    (`metrics`, the first one `primary`), each with the bounds it is gated on."""
     per_output = {name: compare(r, c) for name, r, c in zip(names, reference, candidate)}
     result: dict[str, Any] = {**per_output[names[0]], "outputs": per_output, "labeled": labels is not None}
-    if labels is not None:
+    if labels is not None and labels.ndim == 2 and reference[0].ndim == 2:
         result.update(accuracy(reference[0], candidate[0], labels[: len(reference[0])]))
+    outputs_ref, outputs_cand = dict(zip(names, reference)), dict(zip(names, candidate))
+    degenerate = {name: why for name, values in outputs_ref.items() if (why := degenerate_reference(values))}
+    measured = evaluate(specs, outputs_ref, outputs_cand, labels, degenerate)
+    result.update(metrics=measured, primary=measured[0] if measured else None, reference_degenerate=degenerate or None)
     return result
 
 
+def degenerate_reference(values: np.ndarray) -> str | None:
+    """Why an FP32 output cannot tell a good artifact from a bad one (None: it can)."""
+    peak = float(np.abs(values).max()) if values.size else 0.0
+    if peak < 1e-6:
+        return f"every value is near zero (largest {peak:.2g})"
+    flat = values.reshape(len(values), -1).astype(np.float64)
+    if len(flat) > 1 and float(flat.std(axis=0).max()) <= 1e-6 * peak:
+        return "every sample gives the same output"
+    return None
+
+
+def evaluate(specs: Sequence[dict[str, Any]], reference: dict[str, np.ndarray], candidate: dict[str, np.ndarray],
+             labels: np.ndarray | None, degenerate: dict[str, str]) -> list[dict[str, Any]]:
+    """Each metric on its output (or on every output it fits), with its bounds."""
+    from optbuild.stages.quality import get
+
+    measured = []
+    for spec in specs:
+        metric = get(spec["name"])
+        for output in _outputs_for(spec, metric, reference):
+            value = metric.fn(reference[output], candidate[output], labels, spec.get("params") or {})
+            measured.append({"name": metric.name, "output": output, "params": spec.get("params") or {},
+                             "value": value, "higher_is_better": metric.higher_is_better,
+                             "meaningful": not (metric.agreement and output in degenerate),
+                             "min": spec.get("min"), "max": spec.get("max")})
+    return measured
+
+
+def _outputs_for(spec: dict[str, Any], metric: Any, reference: dict[str, np.ndarray]) -> list[str]:
+    if metric.needs_labels and spec.get("labels") is False:
+        return []
+    if spec.get("output"):
+        if spec["output"] not in reference:
+            raise OptbuildError(f"validate.metrics: {metric.name} names output '{spec['output']}', which the model "
+                                f"does not have (its outputs: {', '.join(reference)})")
+        if (why := metric.misfit(reference[spec["output"]].shape)) is not None:
+            raise OptbuildError(f"validate.metrics: {why} ('{spec['output']}'): choose a metric that fits it")
+        return [spec["output"]]
+    fitting = [name for name, values in reference.items() if metric.misfit(values.shape) is None]
+    if not fitting and not spec.get("default"):
+        shapes = ", ".join(f"{name} {list(values.shape)}" for name, values in reference.items())
+        raise OptbuildError(f"validate.metrics: {metric.name} fits none of the model's outputs ({shapes}): choose "
+                            "a metric that fits them")
+    return fitting
+
+
 def control_metric(kind: str, has_labels: bool) -> str:
-    """The metric accuracy control optimizes: `auto` is top-1 with labels, else agreement."""
+    """The metric accuracy control optimizes: `auto` is top-1 with labels, else agreement; or
+    any higher-is-better metric of optbuild.stages.quality by name."""
     if kind == "auto":
         return "top1" if has_labels else "agreement"
     if kind == "top1" and not has_labels:
         raise OptbuildError("quantize.accuracy_control.metric=top1 needs a labeled validation set "
                             "(image_folder class folders, or fashion_mnist): use metric=agreement or label the data")
     return kind
+
+
+def control_score(metric: str, reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray | None) -> float:
+    """The accuracy-control metric of the candidate's first output (higher is better)."""
+    from optbuild.stages.quality import get
+
+    if metric == "top1":
+        assert labels is not None
+        return float(topk_hits(candidate, labels[: len(candidate)]).mean())
+    if metric == "agreement":
+        return float(topk_hits(candidate, reference.reshape(len(reference), -1).argmax(1)[:, None]).mean())
+    return float(get(metric).fn(reference, candidate, labels, {}))
 
 
 def latency_stats(seconds: list[float]) -> dict[str, float]:
@@ -87,7 +140,7 @@ def latency_stats(seconds: list[float]) -> dict[str, float]:
     }
 
 
-def paired_outputs(samples: np.ndarray, batch: int, reference: Model, candidate: Model
+def paired_outputs(samples: Feeds, batch: int, reference: Model, candidate: Model
                    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Both models on the same batches of `samples` (a trailing partial batch is dropped): each
     model's outputs, concatenated over the batches, in output order."""

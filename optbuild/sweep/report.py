@@ -45,15 +45,21 @@ def _read_manifest(record: dict[str, Any]) -> dict[str, Any] | None:
         return None
 
 
-def _quality(manifest: dict[str, Any]) -> tuple[float | None, str | None, float | None]:
-    """(value, what it is, cosine): labeled accuracy when the set had labels, else top-1
-    agreement with FP32; a TensorRT build kit has only its CPU proxy's agreement."""
-    for section, prefix in (("validation", ""), ("cpu_proxy", "cpu_proxy_")):
+def _quality(manifest: dict[str, Any]) -> tuple[float | None, str | None, float | None, bool]:
+    """(value, what it is, cosine, higher is better): labeled accuracy when the set had labels,
+    else the recipe's primary metric (validate.metrics[0], or its task's first), else top-1
+    agreement with FP32; a TensorRT build kit has only its CPU proxy's numbers."""
+    for section, prefix in (("validation", ""), ("cpu_proxy", "cpu_proxy ")):
         numbers = manifest.get(section) or {}
-        for key, kind in (("artifact_top1", "accuracy"), ("top1_agreement", "top1_agreement")):
-            if numbers.get(key) is not None:
-                return float(numbers[key]), prefix + kind, numbers.get("cosine_mean")
-    return None, None, None
+        primary = numbers.get("primary")
+        if numbers.get("artifact_top1") is not None:
+            return float(numbers["artifact_top1"]), prefix + "accuracy", numbers.get("cosine_mean"), True
+        if primary and primary.get("meaningful", True):
+            return (float(primary["value"]), f"{prefix}{primary['name']}({primary['output']})",
+                    numbers.get("cosine_mean"), bool(primary["higher_is_better"]))
+        if numbers.get("top1_agreement") is not None:
+            return float(numbers["top1_agreement"]), prefix + "top1_agreement", numbers.get("cosine_mean"), True
+    return None, None, None, True
 
 
 def _row(record: dict[str, Any], swept: list[str]) -> dict[str, Any]:
@@ -71,7 +77,7 @@ def _row(record: dict[str, Any], swept: list[str]) -> dict[str, Any]:
         "target": None, "precision": None,
         "build_seconds": record.get("seconds"),
         "size_bytes": None, "latency_ms": None, "throughput_per_s": None, "speedup": None,
-        "quality": None, "quality_kind": None, "cosine": None,
+        "quality": None, "quality_kind": None, "quality_higher_is_better": True, "cosine": None,
         "cache_hits": None, "stages": None, "stages_ran": None, "pareto": False,
     }
     manifest = _read_manifest(record) if row["status"] == "ok" else None
@@ -89,7 +95,7 @@ def _row(record: dict[str, Any], swept: list[str]) -> dict[str, Any]:
         # Async throughput when measured (all requests busy); else what batch-1 latency implies.
         row["throughput_per_s"] = measured or (bench.get("batch", 1) * 1000.0 / median if median else None)
         row["speedup"] = bench.get("speedup_median")
-    row["quality"], row["quality_kind"], row["cosine"] = _quality(manifest)
+    row["quality"], row["quality_kind"], row["cosine"], row["quality_higher_is_better"] = _quality(manifest)
     stages = manifest.get("stages", [])
     row["stages"] = len(stages)
     row["cache_hits"] = sum(1 for s in stages if s.get("cache_hit"))
@@ -109,12 +115,13 @@ def _swept_keys(records: list[dict[str, Any]]) -> list[str]:
 
 
 def mark_pareto(rows: list[dict[str, Any]]) -> None:
-    """Pareto front of (lower latency, higher quality) among successful jobs."""
+    """Pareto front of (lower latency, better quality) among successful jobs."""
     points = [r for r in rows if r["status"] == "ok" and r["latency_ms"] is not None and r["quality"] is not None]
+    better = {id(r): r["quality"] if r.get("quality_higher_is_better", True) else -r["quality"] for r in points}
     best = float("-inf")
-    for row in sorted(points, key=lambda r: (r["latency_ms"], -r["quality"])):
-        if row["quality"] > best:
-            row["pareto"], best = True, row["quality"]
+    for row in sorted(points, key=lambda r: (r["latency_ms"], -better[id(r)])):
+        if better[id(row)] > best:
+            row["pareto"], best = True, better[id(row)]
 
 
 def build_rows(sweep_dir: Path) -> list[dict[str, Any]]:
@@ -142,16 +149,26 @@ def _size(n: int | None) -> str:
 
 def _quality_label(rows: list[dict[str, Any]]) -> str:
     kinds = {r["quality_kind"] for r in rows if r["quality_kind"]}
-    if kinds == {"accuracy"}:
-        return "accuracy"
-    return "top-1 agreement vs FP32" + (" (nvidia kits: CPU proxy)" if any("cpu_proxy" in k for k in kinds) else "")
+    names = {kind.removeprefix("cpu_proxy ") for kind in kinds}
+    proxy = " (nvidia kits: CPU proxy)" if any(k.startswith("cpu_proxy") for k in kinds) else ""
+    if names == {"accuracy"}:
+        return "accuracy" + proxy
+    if names <= {"top1_agreement", "topk_agreement(logits)"}:
+        return "top-1 agreement vs FP32" + proxy
+    return (" / ".join(sorted(names)) if len(names) <= 2 else "quality (each row's primary metric)") + proxy
+
+
+def _quality_text(row: dict[str, Any]) -> str:
+    """A fraction as a percentage (accuracy, agreement, IoU, cosine); anything else as a number."""
+    fraction = row["quality_higher_is_better"] and row["quality"] is not None and 0.0 <= row["quality"] <= 1.0
+    return _fmt(row["quality"], ".1%" if fraction else ".4g")
 
 
 def table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """Column headers and cells shared by the terminal, Markdown and HTML renderings."""
     swept = list(rows[0]["swept"]) if rows else []
     headers = ["job", *swept, "status", "size", "latency ms", "throughput /s", "speed-up",
-               "agreement/accuracy", "build s", "cache hits", "artifact"]
+               _quality_label(rows), "build s", "cache hits", "artifact"]
     cells = []
     for r in rows:
         hits = f"{r['cache_hits']}/{r['stages']}" if r["stages"] is not None else "–"
@@ -160,7 +177,7 @@ def table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
             _fmt(r["job"]), *(_fmt(r["swept"].get(k)) for k in swept), status, _size(r["size_bytes"]),
             _fmt(r["latency_ms"], ".2f"), _fmt(r["throughput_per_s"], ".0f"),
             _fmt(r["speedup"], ".2f") + ("×" if r["speedup"] is not None else ""),
-            _fmt(r["quality"], ".1%"), _fmt(r["build_seconds"], ".1f"), hits, _fmt(r["artifact"]),
+            _quality_text(r), _fmt(r["build_seconds"], ".1f"), hits, _fmt(r["artifact"]),
         ])
     return headers, cells
 

@@ -117,15 +117,26 @@ def test_sweep_over_intel_and_nvidia_runs_shared_stages_once(cli, tmp_path: Path
     assert stage_hits(nvidia)["surgery"] is True  # the second job reused the first job's surgery
 
 
-def test_dynamic_input_needs_profiles_and_gets_them_in_the_kit(cli, tmp_path: Path):
+def test_dynamic_input_gets_its_profile_from_the_recipe_or_the_override(cli, tmp_path: Path):
+    """A dynamic batch made by a pass: the profile comes from model.inputs (a fixed batch of 1,
+    or its dims range), target.tensorrt.profiles overrides it."""
     args = ("recipe=tiny", "target=nvidia", "target.engine=kit", "passes=[fold_constants,cleanup,dynamic_batch]")
-    line = error_line(cli(*args))
-    assert "dynamic shape" in line and "target.tensorrt.profiles" in line
+    result = cli(*args)
+    assert result.returncode == 0, result.stderr
+    kit = tmp_path / "outputs/tiny/nvidia-fp32/v1"
+    assert "--minShapes=input:1x3x32x32 --optShapes=input:1x3x32x32 --maxShapes=input:1x3x32x32" in \
+        (kit / "trtexec.sh").read_text()
+    ranged = "model.inputs=[{name:input,shape:[-1,3,32,32],dims:{0:{min:1,opt:2,max:16}}}]"
+    assert cli(*args, ranged).returncode == 0
+    assert "--minShapes=input:1x3x32x32 --optShapes=input:2x3x32x32 --maxShapes=input:16x3x32x32" in \
+        (tmp_path / "outputs/tiny/nvidia-fp32/latest/trtexec.sh").read_text()
     profile = "target.tensorrt.profiles=[{shapes:[{input:input,min:[1,3,32,32],opt:[4,3,32,32],max:[8,3,32,32]}]}]"
     result = cli(*args, profile)
     assert result.returncode == 0, result.stderr
-    trtexec = (tmp_path / "outputs/tiny/nvidia-fp32/v1/trtexec.sh").read_text()
+    trtexec = (tmp_path / "outputs/tiny/nvidia-fp32/latest/trtexec.sh").read_text()
     assert "--minShapes=input:1x3x32x32 --optShapes=input:4x3x32x32 --maxShapes=input:8x3x32x32" in trtexec
+    spec = json.loads((tmp_path / "outputs/tiny/nvidia-fp32/latest/build_spec.json").read_text())
+    assert spec["tensorrt"]["profiles"][0]["shapes"][0]["opt"] == [4, 3, 32, 32]
 
 
 def _digits_cnn(folder: Path) -> tuple[Path, np.ndarray, np.ndarray]:

@@ -58,7 +58,7 @@ def test_the_defaults_and_every_kind_pass():
 @pytest.mark.parametrize("section", SECTIONS)
 def test_unknown_kind_lists_valid_kinds(section):
     rejected(rf"invalid value for config key '{section}.dataset': Input should be 'sample_photos', "
-             "'image_folder', 'npz' or 'fashion_mnist'", **{section: {"dataset": "coco"}})
+             "'image_folder', 'npz', 'fashion_mnist', 'text' or 'synthetic'", **{section: {"dataset": "coco"}})
 
 
 @pytest.mark.parametrize("section", SECTIONS)
@@ -139,19 +139,20 @@ def test_empty_label_map_means_the_default():
 
 @pytest.mark.parametrize("section", SECTIONS)
 def test_bad_preprocess_or_shape(section):
-    images = {section: {"dataset": "sample_photos"}}
-    if section == "calibration":  # the validate section must not be the one that trips
-        images["validate"] = {"dataset": "npz", "path": "/x.npz"}
+    images: dict = {section: {"dataset": "sample_photos"}}
+    if section == "calibration":  # int8 reads it; the validate section must not be the one that trips
+        images.update(validate={"dataset": "npz", "path": "/x.npz"}, precision={"name": "int8"})
 
     def inputs(shape):
         return {"inputs": [{"name": "input", "shape": shape}]}
 
-    rejected(r"preprocess crop 224 is square but the input is 224x320: use a square input",
-             model=inputs([1, 3, 224, 320]), **images)
-    rejected(r"input shape \[1, 4, 224, 224\] has 4 channels: images give 1 or 3",
-             model=inputs([1, 4, 224, 224]), **images)
-    rejected(r"input shape \[1, 3, 224\] is not \[N, C, H, W\]", model=inputs([1, 3, 224]),
-             **images)
+    check(config(model=inputs([1, 3, 224, 320]), **images))  # a non-square input takes images by model.preprocess.fit
+    no_image = "decodes images, but no model input is \\[N, 1\\|3, H, W\\] floats"
+    rejected(no_image, model=inputs([1, 4, 224, 224]), **images)
+    rejected(no_image, model=inputs([1, 3, 224]), **images)
+    rejected("feeds only the image input 'input', but the model also takes mask",
+             model={"inputs": [{"name": "input", "shape": [1, 3, 224, 224]},
+                               {"name": "mask", "dtype": "int64", "shape": [1, 224]}]}, **images)
     rejected(r"preprocess mean \[0.5, 0.5\] needs 3 values",
              model={"preprocess": {"mean": [0.5, 0.5]}}, **images)
     rejected(r"preprocess std \[0.2, 0.2\] needs 1 values",

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from optbuild.config.schema import DatasetKind
+from optbuild.config.choices import DatasetKind
+from optbuild.data import FORMAT as DATA_FORMAT
 from optbuild.data import (
     SAMPLE_PHOTOS,
     DatasetRequest,
@@ -24,6 +25,7 @@ from optbuild.data import (
     files,
     fingerprint,
     image_folder,
+    image_input,
     load,
     load_labeled,
     sample_photos,
@@ -40,20 +42,28 @@ def request(kind="sample_photos", path=None, n=8, seed=0, key=None, preprocess=P
             label_map=None):
     return DatasetRequest(kind=kind, path=None if path is None else str(path), num_samples=n,
                           seed=seed, key=key, label_map=label_map, preprocess=preprocess,
-                          input_shape=shape)
+                          inputs=[image_input("input", shape)])
+
+
+def only_input(feeds):
+    """The array of the single image input `load` feeds (and nothing else)."""
+    assert isinstance(feeds, dict) and list(feeds) == ["input"]
+    return feeds["input"]
 
 
 def photos(n, seed=0, preprocess=PRE, shape=SHAPE):
-    return load(request(n=n, seed=seed, preprocess=preprocess, shape=shape))
+    return only_input(load(request(n=n, seed=seed, preprocess=preprocess, shape=shape)))
 
 
 def folder(path, n, seed=0, preprocess=PRE, shape=SHAPE, label_map=None):
-    return load(request("image_folder", path, n, seed, preprocess=preprocess, shape=shape,
-                        label_map=label_map))
+    return only_input(load(request("image_folder", path, n, seed, preprocess=preprocess,
+                                   shape=shape, label_map=label_map)))
 
 
 def labeled(path, n, seed=0, label_map=None, shape=SHAPE):
-    return load_labeled(request("image_folder", path, n, seed, shape=shape, label_map=label_map))
+    data = load_labeled(request("image_folder", path, n, seed, shape=shape, label_map=label_map))
+    only_input(data.samples)
+    return data
 
 
 def fingerprint_of(kind="sample_photos", path=None, n=8, seed=0, key=None, preprocess=PRE,
@@ -129,8 +139,12 @@ def test_sample_photos_other_input_sizes_and_grayscale():
 def test_fingerprint_is_stable_json_and_sensitive():
     base = fingerprint_of()
     assert json.loads(json.dumps(base)) == base == fingerprint_of()
-    for key in ("kind", "num_samples", "seed", "key", "preprocess", "input_shape"):
+    for key in ("kind", "num_samples", "seed", "key", "preprocess", "inputs"):
         assert key in base
+    assert "input_shape" not in base
+    assert base["format"] == DATA_FORMAT == 3
+    assert base["inputs"] == [{"name": "input", "dtype": "float32", "shape": SHAPE,
+                               "low": None, "high": None}]
     assert {"scikit-image", "scikit-learn", "matplotlib"} <= set(base["versions"])
     assert base["photos"] == list(SAMPLE_PHOTOS)
     changed = [
@@ -146,9 +160,9 @@ def test_fingerprint_is_stable_json_and_sensitive():
 def test_fingerprint_is_cheap():
     """Build-cache keys must not pay for the photo packages' imports or image decoding."""
     code = (
-        "import sys; from optbuild.data import DatasetRequest, fingerprint as f; "
+        "import sys; from optbuild.data import DatasetRequest, fingerprint as f, image_input; "
         f"f(DatasetRequest('sample_photos', None, 8, 0, preprocess={PRE!r}, "
-        f"input_shape={SHAPE!r})); "
+        f"inputs=[image_input('input', {SHAPE!r})])); "
         "heavy = {'skimage', 'sklearn', 'matplotlib', 'PIL', 'torch', 'openvino', 'nncf'}; "
         "print(sorted(heavy & set(sys.modules)))"
     )
@@ -309,10 +323,11 @@ def test_class_folders_are_labels(class_dir):
     # Each sample's label is the folder its image came from.
     for index, name in enumerate(data.classes):
         only = labeled(class_dir, {"cat": 4, "coffee": 3, "rocket": 2}[name], label_map={name: 7})
-        assert only.labels.tolist() == [[7]] * len(only.samples) and only.classes == [name]
-        assert by_bytes(data.samples[data.labels[:, 0] == index]) == by_bytes(only.samples)
+        only_images = only.samples["input"]
+        assert only.labels.tolist() == [[7]] * len(only_images) and only.classes == [name]
+        assert by_bytes(data.samples["input"][data.labels[:, 0] == index]) == by_bytes(only_images)
     # Calibration gets the very same subset, in the same order.
-    assert folder(class_dir, 9).tobytes() == data.samples.tobytes()
+    assert folder(class_dir, 9).tobytes() == data.samples["input"].tobytes()
 
 
 def test_label_map_subsets_and_remaps(class_dir):
@@ -323,11 +338,12 @@ def test_label_map_subsets_and_remaps(class_dir):
     rows = sorted(map(tuple, data.labels.tolist()))
     assert rows == [(5, -1)] * 2 + [(281, 282)] * 4  # coffee skipped, duplicates dropped
     again = labeled(class_dir, 6, seed=3, label_map=label_map)
-    assert again.samples.tobytes() == data.samples.tobytes()
+    assert again.samples["input"].tobytes() == data.samples["input"].tobytes()
     assert again.labels.tolist() == data.labels.tolist()
-    assert folder(class_dir, 6, seed=3, label_map=label_map).tobytes() == data.samples.tobytes()
+    calibration = folder(class_dir, 6, seed=3, label_map=label_map)
+    assert calibration.tobytes() == data.samples["input"].tobytes()
     subset = labeled(class_dir, 3, seed=3, label_map=label_map)
-    assert by_bytes(subset.samples) <= by_bytes(data.samples)
+    assert by_bytes(subset.samples["input"]) <= by_bytes(data.samples["input"])
     with pytest.raises(OptbuildError, match="has 6 images in the label_map's classes but "
                                             "num_samples is 7: lower num_samples to at most 6"):
         labeled(class_dir, 7, label_map=label_map)
@@ -341,7 +357,8 @@ def test_flat_and_mixed_folders(image_dir, tmp_path, chelsea):
     for i in range(3):
         chelsea.rotate(90 * i).save(flat / f"{i}.jpg")
     data = labeled(flat, 3)
-    assert data.labels is None and data.classes is None and data.samples.shape == (3, *SHAPE[1:])
+    assert data.labels is None and data.classes is None
+    assert data.samples["input"].shape == (3, *SHAPE[1:])
     with pytest.raises(OptbuildError, match="has no class folders, so 'label_map' means nothing"):
         labeled(flat, 3, label_map={"x": 1})
     # image_dir has images at the top and one in nested/: fine to calibrate on, but no labels.
@@ -369,14 +386,14 @@ def test_empty_label_map_is_the_default(class_dir):
     default, empty = labeled(class_dir, 9, seed=2), labeled(class_dir, 9, seed=2, label_map={})
     assert empty.classes == default.classes == ["cat", "coffee", "rocket"]
     assert empty.labels.tolist() == default.labels.tolist()
-    assert empty.samples.tobytes() == default.samples.tobytes()
+    assert empty.samples["input"].tobytes() == default.samples["input"].tobytes()
     assert (fingerprint_of("image_folder", class_dir, n=9, label_map={})
             == fingerprint_of("image_folder", class_dir, n=9))
 
 
 def test_labels_only_where_the_data_has_them(tmp_path):
     data = load_labeled(request(n=2))
-    assert data.labels is None and data.classes is None and data.samples.shape[0] == 2
+    assert data.labels is None and data.classes is None and data.samples["input"].shape[0] == 2
     np.savez(tmp_path / "x.npz", x=np.zeros((2, *SHAPE[1:]), np.float32))
     assert load_labeled(request("npz", tmp_path / "x.npz", n=2)).labels is None
 
@@ -412,21 +429,21 @@ def test_npz_round_trip(tmp_path):
     data = np.random.default_rng(0).normal(size=(6, *SHAPE[1:])).astype(np.float64)
     np.savez(tmp_path / "two.npz", x=data, labels=np.arange(6))
     np.savez(tmp_path / "one.npz", data)
-    picked = load(request("npz", tmp_path / "two.npz", n=4, key="x"))
+    picked = only_input(load(request("npz", tmp_path / "two.npz", n=4, key="x")))
     assert picked.shape == (4, *SHAPE[1:]) and picked.dtype == np.float32
     rows = [int(np.argmin(np.abs(data - row).sum(axis=(1, 2, 3)))) for row in picked]
     assert len(set(rows)) == 4
     np.testing.assert_allclose(picked, data[rows].astype(np.float32))
-    single = load(request("npz", tmp_path / "one.npz", n=6))
+    single = only_input(load(request("npz", tmp_path / "one.npz", n=6)))
     sums = sorted(data.sum(axis=(1, 2, 3)))
     assert sorted(single.sum(axis=(1, 2, 3))) == pytest.approx(sums, rel=1e-4)
-    again = load(request("npz", tmp_path / "one.npz", n=6))
+    again = only_input(load(request("npz", tmp_path / "one.npz", n=6)))
     assert again.tobytes() == single.tobytes()
 
 
 def test_npz_errors(tmp_path):
     def npz(name, n=2, key=None):
-        return load(request("npz", tmp_path / name, n=n, key=key))
+        return only_input(load(request("npz", tmp_path / name, n=n, key=key)))
 
     good = np.zeros((3, *SHAPE[1:]), np.float32)
     np.savez(tmp_path / "two.npz", a=good, b=good)
@@ -465,23 +482,34 @@ def test_npz_never_unpickles(tmp_path):
 def test_request_travels_as_plain_data(tmp_path):
     """Stages get the request as JSON params: the round trip must give the very same data."""
     original = DatasetRequest(kind=DatasetKind.image_folder, path=str(tmp_path), num_samples=3,
-                              seed=2, label_map={"cat": [1, 2]}, input_shape=[4, 3, 160, 160])
+                              seed=2, label_map={"cat": [1, 2]},
+                              inputs=[image_input("input", [4, 3, 160, 160])])
     data = original.as_data()
     assert json.loads(json.dumps(data)) == data
     assert data == {"kind": "image_folder", "path": str(tmp_path), "num_samples": 3, "seed": 2,
                     "key": None, "split": None, "label_map": {"cat": [1, 2]},
-                    "preprocess": PRE, "input_shape": [4, 3, 160, 160]}
+                    "preprocess": {**PRE, "fit": "crop"},
+                    "inputs": [{"name": "input", "dtype": "float32", "shape": [4, 3, 160, 160],
+                                "low": None, "high": None}],
+                    "tokenizer": None}
     again = DatasetRequest.from_data(data)
     assert again == original and again.kind == "image_folder" and again.batch == 4
-    assert DatasetRequest("npz", "/x.npz", 1, 0).preprocess == PRE  # the ImageNet default
-    assert DatasetRequest("npz", "/x.npz", 1, 0).batch == 1
+    assert again.input_shape == [4, 3, 160, 160] and again.image == data["inputs"][0]
+    default = DatasetRequest("npz", "/x.npz", 1, 0)
+    assert default.preprocess == {**PRE, "fit": "crop"}  # the ImageNet default
+    assert default.batch == 1 and default.input_shape == SHAPE
+    assert default.inputs == [image_input()] == [image_input("input", SHAPE)]
     with pytest.raises(TypeError, match="shape"):
         DatasetRequest.from_data({**data, "shape": [1, 3, 224, 224]})
+    with pytest.raises(TypeError, match="input_shape"):  # the old single-input argument is gone
+        DatasetRequest("npz", "/x.npz", 1, 0, input_shape=SHAPE)
 
 
 def test_batches_are_consecutive_and_full():
-    samples = np.arange(7 * 2, dtype=np.float32).reshape(7, 2)
+    array = np.arange(7 * 2, dtype=np.float32).reshape(7, 2)
+    samples = {"input": array}
     split = batches(samples, 3)
-    assert [b.tolist() for b in split] == [samples[0:3].tolist(), samples[3:6].tolist()]
-    assert [len(b) for b in batches(samples, 1)] == [1] * 7
+    assert [list(b) for b in split] == [["input"], ["input"]]
+    assert [b["input"].tolist() for b in split] == [array[0:3].tolist(), array[3:6].tolist()]
+    assert [len(b["input"]) for b in batches(samples, 1)] == [1] * 7
     assert batches(samples, 8) == []

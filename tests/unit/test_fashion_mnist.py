@@ -21,6 +21,7 @@ from optbuild.data import (
     fashion_mnist_arrays,
     files,
     fingerprint,
+    image_input,
     load,
     load_labeled,
 )
@@ -35,11 +36,13 @@ TEST_FILES = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 
 def request(n, seed=0, split=None, label_map=None, path=None, preprocess=SMALL, shape=SMALL_SHAPE):
     return DatasetRequest("fashion_mnist", path, n, seed, split=split, label_map=label_map,
-                          preprocess=preprocess, input_shape=shape)
+                          preprocess=preprocess, inputs=[image_input("input", shape)])
 
 
 def fmnist(n, seed=0, split=None, label_map=None, path=None, preprocess=SMALL, shape=SMALL_SHAPE):
-    return load_labeled(request(n, seed, split, label_map, path, preprocess, shape))
+    data = load_labeled(request(n, seed, split, label_map, path, preprocess, shape))
+    assert isinstance(data.samples, dict) and list(data.samples) == ["input"]
+    return data
 
 
 def fingerprint_of(n=100, seed=0, split=None, label_map=None, path=None):
@@ -71,19 +74,21 @@ def test_samples_are_the_preprocessed_images_with_their_labels():
     normalised = (images.astype(np.float32) / 255.0 - np.float32(0.2860)) / np.float32(0.3530)
     row_of = {image.tobytes(): i for i, image in enumerate(normalised)}
     data = fmnist(300, seed=7)
-    assert data.samples.shape == (300, 1, 28, 28) and data.samples.dtype == np.float32
+    samples = data.samples["input"]
+    assert samples.shape == (300, 1, 28, 28) and samples.dtype == np.float32
     assert data.labels.shape == (300, 1) and data.labels.dtype == np.int64
     assert data.classes == list(FASHION_MNIST_CLASSES)
-    rows = [row_of[sample[0].tobytes()] for sample in data.samples]  # exact: 28x28 is a no-op
+    rows = [row_of[sample[0].tobytes()] for sample in samples]  # exact: 28x28 is a no-op
     assert len(set(rows)) == 300
     assert data.labels[:, 0].tolist() == ids[rows].tolist()
 
 
 def test_imagenet_sized_rgb_input():
     data = fmnist(4, preprocess=IMAGENET, shape=IMAGENET_SHAPE)
-    assert data.samples.shape == (4, 3, 224, 224)
-    np.testing.assert_array_equal(data.samples[:, 0], data.samples[:, 2])  # gray in every channel
-    assert data.samples.min() == pytest.approx(-1.0) and data.samples.max() > 0.5
+    samples = data.samples["input"]
+    assert samples.shape == (4, 3, 224, 224)
+    np.testing.assert_array_equal(samples[:, 0], samples[:, 2])  # gray in every channel
+    assert samples.min() == pytest.approx(-1.0) and samples.max() > 0.5
     small = fmnist(4)
     # The same images in the same order, whatever the model's input size.
     assert data.labels.tolist() == small.labels.tolist()
@@ -93,12 +98,13 @@ def test_seeded_deterministic_and_balanced():
     first = fmnist(10000)
     assert np.bincount(first.labels[:, 0]).tolist() == [1000] * 10  # the whole split, shuffled
     again, other = fmnist(50, seed=0), fmnist(50, seed=1)
-    assert again.samples.tobytes() == first.samples[:50].tobytes()
-    assert not np.array_equal(again.samples, other.samples)
+    assert again.samples["input"].tobytes() == first.samples["input"][:50].tobytes()
+    assert not np.array_equal(again.samples["input"], other.samples["input"])
     calibration = load(request(50))
-    assert calibration.tobytes() == again.samples.tobytes()
+    assert list(calibration) == ["input"]
+    assert calibration["input"].tobytes() == again.samples["input"].tobytes()
     train = fmnist(50, split="train")
-    assert train.samples.tobytes() != again.samples.tobytes()
+    assert train.samples["input"].tobytes() != again.samples["input"].tobytes()
 
 
 def test_label_map_keeps_and_remaps_classes():
@@ -180,9 +186,9 @@ def test_fingerprint_follows_content_split_and_label_map(test_copy, monkeypatch)
 
 def test_fingerprint_is_cheap():
     code = (
-        "import sys; from optbuild.data import DatasetRequest, fingerprint as f; "
+        "import sys; from optbuild.data import DatasetRequest, fingerprint as f, image_input; "
         f"f(DatasetRequest('fashion_mnist', None, 10, 0, split='train', preprocess={SMALL!r}, "
-        f"input_shape={SMALL_SHAPE!r})); "
+        f"inputs=[image_input('input', {SMALL_SHAPE!r})])); "
         "print(sorted({'PIL', 'torch', 'skimage', 'sklearn'} & set(sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

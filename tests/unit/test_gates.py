@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from optbuild.config.schema import ValidateConfig
+from optbuild.config.datasets import ValidateConfig
 from optbuild.publish.gates import GATES, check_gates
 
 RECORD = {"top1_agreement": 0.9, "cosine_mean": 0.99, "top1_drop": 0.02, "top5_drop": 0.0, "artifact_top1": 0.7}

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from optbuild.config.choices import Engine, PrecisionName, TargetName
 from optbuild.config.compose import compose
 from optbuild.config.recipes import discover
-from optbuild.config.schema import Engine, PrecisionName, TargetName
 from optbuild.core.digest import canonical_json
 from optbuild.errors import OptbuildError
 from optbuild.planning import TARGETS, FixedHost, plan

@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from optbuild.data import DatasetRequest, batches, load_labeled
+from optbuild.data import DatasetRequest, Feeds, batches, load_labeled, rows
 from optbuild.errors import OptbuildError
 from optbuild.passes.onnx_io import cpu_session
-from optbuild.stages.metrics import control_metric, topk_hits
+from optbuild.stages.metrics import control_metric, control_score
 
 # Operations whose precision the manifest reports: the ones that carry weights.
 WEIGHTED_OPS = ("Convolution", "GroupConvolution", "ConvolutionBackpropData", "MatMul")
@@ -44,8 +44,9 @@ def layers_in_float(model: Any) -> list[str]:
                   if op.get_type_name() in WEIGHTED_OPS and not _weights_quantized(op))
 
 
-def quantize_with_control(model: Any, calibration_items: list[np.ndarray], reference_onnx: str,
-                          validation: DatasetRequest, control: dict[str, Any]) -> Any:
+def quantize_with_control(model: Any, calibration_items: list[Feeds], reference_onnx: str,
+                          validation: DatasetRequest, control: dict[str, Any],
+                          options: dict[str, Any] | None = None) -> Any:
     """(quantized model, record for the manifest)."""
     import nncf
     from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
@@ -54,22 +55,17 @@ def quantize_with_control(model: Any, calibration_items: list[np.ndarray], refer
     metric = control_metric(control["metric"], data.labels is not None)
     batch = validation.batch
     reference = cpu_session(reference_onnx)
-    name = reference.get_inputs()[0].name
     samples = batches(data.samples, batch)
-    if metric == "top1":
-        assert data.labels is not None
-        accepted = batches(data.labels, batch)
-    else:  # agreement: the FP32 model's prediction is the label
-        accepted = [reference.run(None, {name: x})[0].reshape(batch, -1).argmax(1)[:, None] for x in samples]
-    items = list(zip(samples, accepted))
+    labels = [b["labels"] for b in batches({"labels": data.labels}, batch)] if data.labels is not None \
+        else [None] * len(samples)
+    # Each item: a batch, the FP32 model's first output on it, its labels (when the data has them).
+    items = [(x, reference.run(None, x)[0], y) for x, y in zip(samples, labels)]
     if not items:
-        raise OptbuildError(f"validation set has {len(data.samples)} samples, fewer than the batch {batch}: "
+        raise OptbuildError(f"validation set has {rows(data.samples)} samples, fewer than the batch {batch}: "
                             "raise validate.num_samples")
 
     def validation_fn(compiled: Any, dataset: Any) -> tuple[float, list[float]]:
-        scores = []
-        for x, accepted in dataset:
-            scores.append(float(topk_hits(np.asarray(compiled(x)[0]), accepted).mean()))
+        scores = [control_score(metric, ref, np.asarray(compiled(x)[0]), y) for x, ref, y in dataset]
         return float(np.mean(scores)), scores
 
     advanced = AdvancedAccuracyRestorerParameters()
@@ -78,7 +74,7 @@ def quantize_with_control(model: Any, calibration_items: list[np.ndarray], refer
     quantized = nncf.quantize_with_accuracy_control(
         model, nncf.Dataset(calibration_items), nncf.Dataset(items), validation_fn,
         max_drop=control["max_drop"], drop_type=nncf.DropType.ABSOLUTE, subset_size=len(calibration_items),
-        advanced_accuracy_restorer_parameters=advanced)
+        advanced_accuracy_restorer_parameters=advanced, **(options or {}))
     record = {
         "method": "nncf.quantize_with_accuracy_control",
         "metric": metric,

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from optbuild.core.platform import version
+from optbuild.data import synthetic_feeds
 from optbuild.passes.onnx_io import cpu_session
 from optbuild.pipeline.measuring import exclusive
 from optbuild.stages.intel.cpu import device_facts, usable_cores
@@ -54,11 +55,7 @@ def mode_properties(runtime: dict[str, Any], objective: str) -> dict[str, str]:
     return {**kept, "PERFORMANCE_HINT": objective.upper()}
 
 
-def feeds(inputs: list[dict[str, Any]], batch: int | None = None) -> dict[str, np.ndarray]:
-    """One fixed seeded random tensor per model input (batch overrides the first dimension)."""
-    rng = np.random.default_rng(0)
-    return {spec["name"]: rng.standard_normal([batch or spec["shape"][0], *spec["shape"][1:]]).astype(np.float32)
-            for spec in inputs}
+feeds = synthetic_feeds  # one fixed seeded batch per input, of its dtype
 
 
 def compile_at_batch(core: Any, model_xml: str, device: str, properties: dict[str, str], batch: int) -> Any:
@@ -207,7 +204,8 @@ def benchmark(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> d
     artifact_ms = latency["artifact"]["median_ms"]
     torch_ms = latency["torch_eager"]["median_ms"] if "torch_eager" in latency else None
     result = {
-        "batch": 1,  # of the latency runs; throughput has its own
+        "batch": int(params["inputs"][0]["shape"][0]),  # of the latency runs; throughput has its own
+        "shapes": {name: list(array.shape) for name, array in data.items()},  # what was measured
         "artifact": latency["artifact"],
         "baseline_onnxruntime_fp32": latency["onnxruntime_fp32"],
         "baseline_torch_eager": latency.get("torch_eager"),

@@ -21,9 +21,13 @@ def save_ir(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> dic
     compiled = core.compile_model(str(Path(out_dir, "model.xml")), params["device"], properties)
     resolved = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
     runtime = {"device": params["device"], "properties": properties}
+    asked = params.get("inference_precision")
+    notes = [f"precision={params['name']} asked {params['device']} for {asked} compute, which this device runs as "
+             f"{resolved} (it has no native {asked}): the numbers here are {resolved}'s"] if asked and asked != resolved \
+        else []
     write_runtime(out_dir, runtime)
     return {
         "files": ["model.xml", "model.bin", RUNTIME_FILE],
-        "data": {"runtime": runtime, "resolved_inference_precision": resolved,
+        "data": {"runtime": runtime, "resolved_inference_precision": resolved, "notes": notes,
                  "compress_to_fp16": params["compress_to_fp16"]},
     }

@@ -20,9 +20,8 @@ def validate(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> di
     reference = cpu_session(inputs["reference.onnx"])
     device, properties = settings(inputs["runtime.json"])
     compiled = ov.Core().compile_model(inputs["model.xml"], device, properties)
-    name = reference.get_inputs()[0].name
     names = [o.name for o in reference.get_outputs()]
-    ref_out, art_out = paired_outputs(data.samples, request.batch, lambda x: reference.run(None, {name: x}),
+    ref_out, art_out = paired_outputs(data.samples, request.batch, lambda x: reference.run(None, x),
                                       lambda x: list(compiled(x).values()))
-    metrics = validation_metrics(ref_out, art_out, names, data.labels)
+    metrics = validation_metrics(ref_out, art_out, names, data.labels, params.get("metrics", ()))
     return {"files": [], "data": {"validation": {**metrics, "device": device, "properties": properties}}}

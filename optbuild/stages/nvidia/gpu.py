@@ -11,31 +11,34 @@ from typing import Any
 import numpy as np
 
 from optbuild.core.digest import sha256_file
-from optbuild.data import DatasetRequest, load_labeled
+from optbuild.data import DatasetRequest, load_labeled, synthetic_feeds
 from optbuild.errors import OptbuildError
 from optbuild.passes.onnx_io import cpu_session
 from optbuild.stages.metrics import latency_stats, paired_outputs, validation_metrics
 from optbuild.stages.nvidia import engine
 from optbuild.stages.nvidia.kit import write_spec
+from optbuild.stages.nvidia.precision import with_profiles
 
 
 def build_engine(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> dict[str, Any]:
+    import onnx
+
     cache_path = params.get("timing_cache")
+    spec = with_profiles(onnx.load(inputs["model.onnx"], load_external_data=False), params["spec"])
     try:
         engine.load_tensorrt()
-        report = engine.build(params["spec"], inputs["model.onnx"], out_dir,
-                              Path(cache_path).read_bytes() if cache_path else None)
+        report = engine.build(spec, inputs["model.onnx"], out_dir, Path(cache_path).read_bytes() if cache_path else None)
     except engine.EngineBuildError as err:
         raise OptbuildError(f"TensorRT engine build failed: {err}") from err
     shutil.copyfile(inputs["model.onnx"], Path(out_dir, "model.onnx"))
-    write_spec(params["spec"], inputs["model.onnx"], out_dir)
+    write_spec(spec, inputs["model.onnx"], out_dir)
     timing = {"sha256": sha256_file(Path(out_dir, "timing.cache"))}
     return {"files": ["model.plan", "model.onnx", "build_spec.json", "engine.json", "timing.cache"],
             "data": {"engine": report, "timing_cache_out": timing}}
 
 
 class EngineRunner:
-    """Runs a single-input engine on float32 batches; outputs come back as float32 arrays."""
+    """Runs an engine on batches of named inputs; outputs come back as float32 arrays."""
 
     def __init__(self, plan: str, version_compatible: bool) -> None:
         import torch
@@ -52,13 +55,16 @@ class EngineRunner:
         self.stream = torch.cuda.Stream()
         self.torch = torch
 
-    def bind(self, x: np.ndarray) -> dict[str, Any]:
+    def bind(self, feeds: dict[str, np.ndarray]) -> dict[str, Any]:
         """Copy the batch to the device and bind input/output buffers (on this runner's stream)."""
         torch, trt = self.torch, engine.trt
-        self.context.set_input_shape(self.inputs[0], tuple(x.shape))
         with torch.cuda.stream(self.stream):
-            self._x = torch.from_numpy(np.ascontiguousarray(x)).cuda()
-            self.context.set_tensor_address(self.inputs[0], self._x.data_ptr())
+            self._inputs = {name: torch.from_numpy(np.ascontiguousarray(feeds[name])).cuda() for name in self.inputs}
+            for name, tensor in self._inputs.items():
+                if not self.context.set_input_shape(name, tuple(tensor.shape)):
+                    raise OptbuildError(f"the engine does not take input '{name}' of shape {list(tensor.shape)}: "
+                                        "outside its optimization profile")
+                self.context.set_tensor_address(name, tensor.data_ptr())
             outs = {}
             for name in self.outputs:
                 dims = self.context.get_tensor_shape(name)
@@ -72,11 +78,11 @@ class EngineRunner:
         if not self.context.execute_async_v3(self.stream.cuda_stream):
             raise OptbuildError("TensorRT failed to run the engine: see the log")
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        outs = self.bind(x)
+    def __call__(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        outs = self.bind(feeds)
         self.execute()
         self.stream.synchronize()
-        return outs[self.outputs[0]].float().cpu().numpy()
+        return [outs[name].float().cpu().numpy() for name in self.outputs]
 
 
 def validate(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> dict[str, Any]:
@@ -84,10 +90,9 @@ def validate(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> di
     data = load_labeled(request)
     reference = cpu_session(inputs["reference.onnx"])
     runner = EngineRunner(inputs["model.plan"], params["version_compatible"])
-    name = reference.get_inputs()[0].name
-    ref_out, eng_out = paired_outputs(data.samples, request.batch, lambda x: reference.run(None, {name: x})[:1],
-                                      lambda x: [runner(x)])  # the runner returns the first output
-    metrics = validation_metrics(ref_out, eng_out, [reference.get_outputs()[0].name], data.labels)
+    ref_out, eng_out = paired_outputs(data.samples, request.batch, lambda x: reference.run(None, x), runner)
+    metrics = validation_metrics(ref_out, eng_out, [o.name for o in reference.get_outputs()], data.labels,
+                                 params.get("metrics", ()))
     return {"files": [], "data": {"validation": {**metrics, "runtime": "tensorrt"}}}
 
 
@@ -98,15 +103,14 @@ def benchmark(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> d
     reference = cpu_session(inputs["reference.onnx"])
     runner = EngineRunner(inputs["model.plan"], params["version_compatible"])
     torch = runner.torch
-    name = reference.get_inputs()[0].name
-    x = np.random.default_rng(0).standard_normal(params["input_shape"]).astype(np.float32)
+    x = synthetic_feeds(params["inputs"])
     runner.bind(x)  # the input stays on the device: the events time the engine alone
     runner.stream.synchronize()
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     baseline_s, engine_s = [], []
     for i in range(params["warmup"] + params["iterations"]):
         t0 = time.perf_counter()
-        reference.run(None, {name: x})
+        reference.run(None, x)
         t1 = time.perf_counter()
         start.record(runner.stream)
         runner.execute()
@@ -117,6 +121,6 @@ def benchmark(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> d
             engine_s.append(start.elapsed_time(end) / 1000.0)
     artifact, baseline = latency_stats(engine_s), latency_stats(baseline_s)
     return {"files": [], "data": {"benchmark": {
-        "batch": params["input_shape"][0], "artifact": artifact, "baseline_onnxruntime_fp32": baseline,
+        "batch": params["inputs"][0]["shape"][0], "artifact": artifact, "baseline_onnxruntime_fp32": baseline,
         "speedup_median": baseline["median_ms"] / artifact["median_ms"], "timer": "CUDA events (GPU time)",
     }}}

@@ -27,7 +27,7 @@ OVERFLOW_PRONE_OPS = ("Exp", "Pow", "ReduceSumSquare", "ReduceL2", "ReduceLogSum
 BF16_OPSET = 22
 
 
-def float_outputs_max(model: Any, batches: list[np.ndarray]) -> dict[str, float]:
+def float_outputs_max(model: Any, batches: list[dict[str, np.ndarray]]) -> dict[str, float]:
     """|max| of every float intermediate tensor over the batches, keyed by producing node name."""
     import onnx
 
@@ -45,10 +45,9 @@ def float_outputs_max(model: Any, batches: list[np.ndarray]) -> dict[str, float]
                     probe.graph.output.append(onnx.helper.make_tensor_value_info(out, onnx.TensorProto.FLOAT, None))
     session = cpu_session(probe)
     names = [o.name for o in session.get_outputs()]
-    feed = session.get_inputs()[0].name
     peaks: dict[str, float] = {}
     for batch in batches:
-        for name, value in zip(names, session.run(None, {feed: batch})):
+        for name, value in zip(names, session.run(None, batch)):
             if name in owner and value.size:
                 node = owner[name]
                 peaks[node] = max(peaks.get(node, 0.0), float(np.abs(value).max()))
@@ -64,7 +63,8 @@ def _toposorted(model: Any) -> Any:
     return gs.export_onnx(graph)
 
 
-def to_float16(model: Any, batches: list[np.ndarray], guard_overflow: bool = True) -> tuple[Any, dict[str, Any]]:
+def to_float16(model: Any, batches: list[dict[str, np.ndarray]],
+               guard_overflow: bool = True) -> tuple[Any, dict[str, Any]]:
     from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 
     peaks = float_outputs_max(model, batches) if batches and guard_overflow else {}
@@ -80,12 +80,13 @@ def to_float16(model: Any, batches: list[np.ndarray], guard_overflow: bool = Tru
         "io_types": "float32",
         "overflow_prone_op_types": list(prone),
         "kept_float32_nodes": kept,
-        "overflow_measured_on_samples": int(sum(len(b) for b in batches)) if guard_overflow else 0,
+        "overflow_measured_on_samples": int(sum(len(next(iter(b.values()))) for b in batches))
+        if guard_overflow else 0,
         "overflow_limit": limit if guard_overflow else None,
     }
 
 
-def to_bfloat16(model: Any, batches: list[np.ndarray] | None = None) -> tuple[Any, dict[str, Any]]:
+def to_bfloat16(model: Any, batches: list[dict[str, np.ndarray]] | None = None) -> tuple[Any, dict[str, Any]]:
     import ml_dtypes
     import onnx
     from onnx import TensorProto, numpy_helper

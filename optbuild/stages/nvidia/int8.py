@@ -45,8 +45,8 @@ def float_nodes(model: Any, keep: list[str]) -> list[str]:
     return sorted(set(chosen))
 
 
-def quantize(source: str, target: str, input_name: str, batches: list[np.ndarray],
-             keep_float: list[str], calibration_cache: str | None = None) -> dict[str, Any]:
+def quantize(source: str, target: str, batches: list[dict[str, np.ndarray]], keep_float: list[str],
+             calibration_cache: str | None = None) -> dict[str, Any]:
     """`calibration_cache`: a file for ONNX Runtime's calibration ranges, written by the first
     call and read by later ones, so quantizing again with other layers excluded skips calibration."""
     import onnx
@@ -63,8 +63,7 @@ def quantize(source: str, target: str, input_name: str, batches: list[np.ndarray
             self.items = iter(batches)
 
         def get_next(self) -> dict[str, np.ndarray] | None:
-            batch = next(self.items, None)
-            return None if batch is None else {input_name: batch}
+            return next(self.items, None)
 
     excluded = float_nodes(onnx.load(source, load_external_data=False), keep_float)
     quantize_static(source, target, Batches(), quant_format=QuantFormat.QDQ, op_types_to_quantize=list(QUANTIZED_OPS),
@@ -75,7 +74,7 @@ def quantize(source: str, target: str, input_name: str, batches: list[np.ndarray
         "quantizer": "onnxruntime.quantization.quantize_static",
         "format": "QDQ", "activations": "int8 symmetric per-tensor", "weights": "int8 symmetric per-channel",
         "calibration_method": "MinMax", "quantized_op_types": list(QUANTIZED_OPS),
-        "calibration_samples": int(sum(len(b) for b in batches)),
+        "calibration_samples": int(sum(len(next(iter(b.values()))) for b in batches)),
         "kept_float": list(keep_float), "kept_float_nodes": excluded,
         "bytes": Path(target).stat().st_size,
     }

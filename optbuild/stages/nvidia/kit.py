@@ -17,7 +17,7 @@ from typing import Any
 
 from optbuild.core.digest import sha256_file
 from optbuild.stages.nvidia import engine
-from optbuild.stages.nvidia.precision import check_profiles
+from optbuild.stages.nvidia.precision import with_profiles
 
 SCRIPT = "build_engine.py"
 TRTEXEC = "trtexec.sh"
@@ -72,15 +72,16 @@ def write_spec(spec: dict[str, Any], onnx_path: str, out_dir: str) -> None:
 def make_kit(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> dict[str, Any]:
     import onnx
 
-    # Dynamic inputs need profiles: checked here so that the kit cannot fail later on the GPU box.
-    check_profiles(onnx.load(inputs["model.onnx"], load_external_data=False), params["spec"]["tensorrt"]["profiles"])
+    # Dynamic inputs need profiles: made and checked here so that the kit cannot fail on the GPU box.
+    spec = with_profiles(onnx.load(inputs["model.onnx"], load_external_data=False), params["spec"])
     out = Path(out_dir)
     shutil.copyfile(inputs["model.onnx"], out / "model.onnx")
-    write_spec(params["spec"], inputs["model.onnx"], out_dir)
-    (out / TRTEXEC).write_text(_trtexec_script(params["spec"]))
+    write_spec(spec, inputs["model.onnx"], out_dir)
+    (out / TRTEXEC).write_text(_trtexec_script(spec))
     shutil.copyfile(engine.__file__, out / SCRIPT)
     files = list(KIT_FILES)
     if params.get("timing_cache"):
         shutil.copyfile(params["timing_cache"], out / TIMING_CACHE)
         files.append(TIMING_CACHE)
-    return {"files": files, "data": {"engine_built": False, "trtexec": trtexec_command(params["spec"])}}
+    return {"files": files, "data": {"engine_built": False, "trtexec": trtexec_command(spec),
+                                     "profiles": spec["tensorrt"]["profiles"]}}

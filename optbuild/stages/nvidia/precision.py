@@ -10,9 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from optbuild.data import DatasetRequest, batches, load, load_labeled
+from optbuild.data import DatasetRequest, Feeds, batches, load, load_labeled
 from optbuild.errors import OptbuildError
 from optbuild.stages.model_inputs import check_inputs
 from optbuild.stages.nvidia import half, int8, lint
@@ -20,7 +18,7 @@ from optbuild.stages.nvidia.engine import EngineBuildError
 from optbuild.stages.nvidia.engine import check_profiles as check_engine_profiles
 
 
-def _calibration(params: dict[str, Any]) -> list[np.ndarray]:
+def _calibration(params: dict[str, Any]) -> list[Feeds]:
     """The calibration batches (already in the seeded order); none without a calibration set."""
     if not params.get("calibration"):
         return []
@@ -37,12 +35,38 @@ def graph_inputs(model: Any) -> dict[str, list[int]]:
     }
 
 
-def check_profiles(model: Any, profiles: list[dict[str, Any]]) -> None:
+def derived_profiles(dynamic: dict[str, list[int]], inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One optimization profile from the recipe's inputs, for the graph's dynamic inputs: a
+    dimension the recipe leaves dynamic spans its min..max with opt; one it fixes is that size."""
+    if not dynamic:
+        return []
+    specs, shapes = {spec["name"]: spec for spec in inputs}, []
+    for name, dims in dynamic.items():
+        spec = specs.get(name)
+        if spec is None:
+            return []  # not the recipe's input: check_engine_profiles names it
+        ranges: dict[str, list[int]] = {bound: [] for bound in ("min", "opt", "max")}
+        for axis, dim in enumerate(spec["shape"]):
+            key = dim if isinstance(dim, str) else str(axis)
+            dynamic_dim = isinstance(dim, str) or dim == -1
+            limits = spec.get("dims", {}).get(key) or {"min": 1, "opt": 1, "max": 1}
+            for bound in ranges:
+                ranges[bound].append(int(limits[bound]) if dynamic_dim else int(dim))
+        shapes.append({"input": name, **ranges})
+    return [{"shapes": shapes}]
+
+
+def with_profiles(model: Any, spec: dict[str, Any]) -> dict[str, Any]:
+    """The build spec with the optimization profiles the graph needs: the recipe's own
+    (target.tensorrt.profiles), else one derived from its inputs; checked against the graph."""
     dynamic = {name: dims for name, dims in graph_inputs(model).items() if any(d < 0 for d in dims)}
+    settings = dict(spec["tensorrt"])
+    settings["profiles"] = settings["profiles"] or derived_profiles(dynamic, spec["inputs"])
     try:
-        check_engine_profiles(dynamic, profiles)
+        check_engine_profiles(dynamic, settings["profiles"])
     except EngineBuildError as err:
         raise OptbuildError(str(err)) from err
+    return {**spec, "tensorrt": settings}
 
 
 def prepare(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> dict[str, Any]:
@@ -53,19 +77,16 @@ def prepare(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> dic
     precision, target = params["precision"], Path(out_dir, "model.onnx")
     calibration = _calibration(params)
     if precision == "int8":
-        names = list(graph_inputs(model))
-        if len(names) != 1:
-            raise OptbuildError(f"int8 calibration supports single-input models for now (inputs: {names})")
         control, validation = params.get("accuracy_control"), params.get("validation")
         if control and validation:
             from optbuild.stages.nvidia.sensitivity import restore_accuracy
 
             request = DatasetRequest.from_data(validation)
             data = load_labeled(request)
-            report = restore_accuracy(inputs["model.onnx"], str(target), names[0], calibration, params["keep_float"],
+            report = restore_accuracy(inputs["model.onnx"], str(target), calibration, params["keep_float"],
                                       data.samples, data.labels, control, request.batch)
         else:
-            report = int8.quantize(inputs["model.onnx"], str(target), names[0], calibration, params["keep_float"])
+            report = int8.quantize(inputs["model.onnx"], str(target), calibration, params["keep_float"])
         violations = lint.lint(onnx.load(str(target)))
         if violations:
             raise OptbuildError(f"TensorRT explicit-quantization lint failed on {len(violations)} node(s), first "

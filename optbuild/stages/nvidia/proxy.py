@@ -35,11 +35,10 @@ def cpu_proxy(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> d
         candidate_model = emulate_bfloat16(onnx.load(inputs["model.onnx"])).SerializeToString()
         emulation = "bfloat16 rounding of every bfloat16 tensor, float32 arithmetic"
     candidate = qdq_session(candidate_model)
-    name = reference.get_inputs()[0].name
     names = [o.name for o in reference.get_outputs()]
     reference_outputs, candidate_outputs = paired_outputs(
-        data.samples, request.batch, lambda x: reference.run(None, {name: x}), lambda x: candidate.run(None, {name: x}))
-    metrics = validation_metrics(reference_outputs, candidate_outputs, names, data.labels)
+        data.samples, request.batch, lambda x: reference.run(None, x), lambda x: candidate.run(None, x))
+    metrics = validation_metrics(reference_outputs, candidate_outputs, names, data.labels, params.get("metrics", ()))
     return {"files": [], "data": {"cpu_proxy": {
         **metrics,
         "reference_max_abs": float(np.abs(reference_outputs[0]).max()),

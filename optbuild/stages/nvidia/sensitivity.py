@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from optbuild.data import batches
-from optbuild.stages.metrics import control_metric, topk_hits
+from optbuild.data import Feeds, batches, rows
+from optbuild.stages.metrics import control_metric, control_score
 from optbuild.stages.nvidia import int8
 from optbuild.stages.nvidia.proxy import qdq_session
 
@@ -29,36 +29,32 @@ WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 RANKING_SAMPLES = 32  # the error is continuous, so a small subset orders layers well
 
 
-def _outputs(model: Any, samples: np.ndarray, batch: int, input_name: str) -> np.ndarray:
+def _outputs(model: Any, samples: Feeds, batch: int) -> np.ndarray:
+    """The model's first output over the samples, in batches."""
     session = qdq_session(model)
-    return np.concatenate([session.run(None, {input_name: x})[0].reshape(batch, -1) for x in batches(samples, batch)])
+    return np.concatenate([session.run(None, x)[0] for x in batches(samples, batch)])
 
 
-def _score(scores: np.ndarray, accepted: np.ndarray) -> float:
-    return float(topk_hits(scores, accepted[: len(scores)]).mean())
-
-
-def restore_accuracy(source: str, target: str, input_name: str, calibration: list[np.ndarray],
-                     keep_float: list[str], samples: np.ndarray, labels: np.ndarray | None,
+def restore_accuracy(source: str, target: str, calibration: list[Feeds],
+                     keep_float: list[str], samples: Feeds, labels: np.ndarray | None,
                      control: dict[str, Any], batch: int) -> dict[str, Any]:
     """Quantize `source` into `target` keeping sensitive layers in float; the int8 report with
     an `accuracy_control` record."""
     import onnx
 
     metric = control_metric(control["metric"], labels is not None)
-    reference = _outputs(source, samples, batch, input_name)
-    accepted = labels if metric == "top1" and labels is not None else reference.argmax(1)[:, None]
-    baseline = _score(reference, accepted)
-    subset = samples[:RANKING_SAMPLES]
+    reference = _outputs(source, samples, batch)
+    baseline = control_score(metric, reference, reference, labels)
+    subset = {name: array[:RANKING_SAMPLES] for name, array in samples.items()}
 
     with tempfile.TemporaryDirectory(prefix="optbuild-sensitivity-") as tmp:
         cache, trial = str(Path(tmp, "ranges.json")), str(Path(tmp, "trial.onnx"))
 
         def excluding(layers: list[str], path: str = trial) -> dict[str, Any]:
-            return int8.quantize(source, path, input_name, calibration, keep_float + layers, cache)
+            return int8.quantize(source, path, calibration, keep_float + layers, cache)
 
         def drop(path: str) -> float:
-            return baseline - _score(_outputs(path, samples, batch, input_name), accepted)
+            return baseline - control_score(metric, reference, _outputs(path, samples, batch), labels)
 
         report = excluding([], target)
         initial = drop(target)
@@ -71,12 +67,12 @@ def restore_accuracy(source: str, target: str, input_name: str, calibration: lis
             candidates = [n.name for n in onnx.load(target, load_external_data=False).graph.node
                           if n.op_type in WEIGHTED_OPS and n.name in fp32_names
                           and n.name not in report["kept_float_nodes"]]
-            near = reference[: len(subset)]
-            base_error = float(np.mean((_outputs(target, subset, batch, input_name) - near) ** 2))
+            near = reference[: rows(subset)]
+            base_error = float(np.mean((_outputs(target, subset, batch) - near) ** 2))
             gains = {}
             for name in candidates:
                 excluding([name])
-                gains[name] = base_error - float(np.mean((_outputs(trial, subset, batch, input_name) - near) ** 2))
+                gains[name] = base_error - float(np.mean((_outputs(trial, subset, batch) - near) ** 2))
             ranking = sorted(candidates, key=lambda name: -gains[name])
             record["ranking"] = [{"layer": name, "error_reduction": gains[name]} for name in ranking]
             low, high = 1, min(control.get("max_iterations") or len(ranking), len(ranking))
