@@ -67,6 +67,13 @@ UNLABELED_KINDS = (DatasetKind.sample_photos, DatasetKind.npz, DatasetKind.text,
 IMAGE_KINDS = (DatasetKind.sample_photos, DatasetKind.image_folder, DatasetKind.fashion_mnist)
 
 
+class Targets(Choice):
+    """What a labeled dataset's labels are."""
+
+    classes = "classes"  # a class per sample (top-1 / top-5)
+    masks = "masks"  # a mask per sample (mIoU): fashion_mnist's garment silhouettes
+
+
 class TensorType(Choice):
     """A model input's element type (ONNX names)."""
 

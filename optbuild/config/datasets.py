@@ -9,7 +9,7 @@ from typing import Any, Optional
 from omegaconf import MISSING
 from pydantic import ConfigDict, field_validator, model_validator
 
-from optbuild.config.choices import FASHION_MNIST_SPLITS, UNLABELED_KINDS, DatasetKind
+from optbuild.config.choices import FASHION_MNIST_SPLITS, UNLABELED_KINDS, DatasetKind, Targets
 from optbuild.config.rules import MAX_SAMPLES, MAX_SEED, RuleError, at_least, fraction, within
 
 _STRICT = ConfigDict(extra="forbid")
@@ -31,6 +31,7 @@ class DatasetConfig:
     label_map: dict[str, Any] = field(default_factory=dict)
     # text: the model's tokenizer.json (or a folder holding one); a huggingface model's own by default.
     tokenizer: Optional[str] = None
+    targets: Targets = Targets.classes  # fashion_mnist: class labels, or masks (garment silhouettes)
 
     @field_validator("num_samples")
     @classmethod
@@ -67,6 +68,9 @@ class DatasetConfig:
                                        "pick dataset 'image_folder' / 'npz' / 'text' to use your own data")
         if kind is not DatasetKind.npz and self.key is not None:
             raise RuleError("key", f"dataset '{kind.value}' does not use 'key': remove it")
+        if self.targets is Targets.masks and kind is not DatasetKind.fashion_mnist:
+            raise RuleError("targets", f"dataset '{kind.value}' has no masks: targets=masks is fashion_mnist's "
+                                       "(garment silhouettes)")
         if kind is not DatasetKind.text and self.tokenizer is not None:
             raise RuleError("tokenizer", f"dataset '{kind.value}' does not use 'tokenizer': remove it")
         if kind in (DatasetKind.image_folder, DatasetKind.npz, DatasetKind.text) and self.path is None:

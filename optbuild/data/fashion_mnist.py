@@ -53,7 +53,11 @@ def fingerprint(request: DatasetRequest) -> dict[str, Any]:
         "split": chosen.split,
         "label_map": chosen.label_map,
         "content_sha256": [cached_sha256(file) for file in chosen.files],
+        **({"targets": "masks", "silhouette": SILHOUETTE} if request.targets == "masks" else {}),
     }
+
+
+SILHOUETTE = 25  # a garment pixel: brighter than this (of 255) on the black background
 
 
 def load(request: DatasetRequest, labeled: bool) -> LabeledSamples:
@@ -63,7 +67,22 @@ def load(request: DatasetRequest, labeled: bool) -> LabeledSamples:
     chosen = select(request)
     pixels, _ = fashion_mnist_arrays(chosen.split, request.path)
     images = (Image.fromarray(pixels[i]) for i in chosen.indices)  # uint8 2-D: mode "L"
+    if request.targets == "masks":
+        return LabeledSamples(to_samples(images, request), silhouettes(pixels[chosen.indices], request), ["garment"])
     return LabeledSamples(to_samples(images, request), chosen.labels, chosen.classes)
+
+
+def silhouettes(pixels: np.ndarray, request: DatasetRequest) -> np.ndarray:
+    """Each image's garment pixels (above SILHOUETTE of 255) as an int64 [N, H, W] mask of 0/1,
+    at the image input's H×W (nearest-neighbour when it differs from 28×28)."""
+    from PIL import Image
+
+    _, _, height, width = request.input_shape
+    masks = pixels > SILHOUETTE
+    if masks.shape[1:] != (height, width):
+        masks = np.stack([np.asarray(Image.fromarray(m).resize((width, height), Image.Resampling.NEAREST))
+                          for m in masks.astype(np.uint8)]) > 0
+    return masks.astype(np.int64)
 
 
 def fashion_mnist_arrays(split: str = "test",

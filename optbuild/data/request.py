@@ -45,6 +45,7 @@ class DatasetRequest:
     # The model's inputs (see image_input()), in the model's order.
     inputs: list[dict[str, Any]] = field(default_factory=lambda: [image_input()])
     tokenizer: str | None = None  # text: a tokenizer.json, or a folder holding one
+    targets: str = "classes"  # fashion_mnist: class labels, or `masks` (each image's garment pixels)
 
     def __post_init__(self) -> None:
         # A DatasetKind member is a str already; keep the plain value so as_data is plain JSON.

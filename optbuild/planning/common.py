@@ -29,6 +29,7 @@ def dataset(config: DatasetConfig, model_config: Config) -> Dependency:
         key=config.key, split=config.split, label_map=as_data(config.label_map) or None,
         preprocess=as_data(model.preprocess), inputs=model_inputs(model_config),
         tokenizer=config.tokenizer or (model_tokenizer(model_config) if config.dataset == DatasetKind.text else None),
+        targets=as_data(config.targets),
     )
     return Dependency(fingerprint(request), request.as_data())
 
@@ -184,9 +185,10 @@ class ModelGraphs:
         return {"unverified_passes": list(self.unverified) or None}
 
 
-def check_declared_inputs(config: Config) -> None:
-    """An ONNX file's inputs against model.inputs, before any stage runs (names, types, ranks,
-    sizes), unless a pass changes them: then the surgery's graph is checked when it exists."""
+def check_declared_io(config: Config) -> None:
+    """An ONNX file's inputs against model.inputs (names, types, ranks, sizes) and its outputs
+    against validate.metrics (names, ranks), before any stage runs, unless a pass changes the
+    interface: then the surgery's graph is checked when it exists."""
     from optbuild.passes import get
 
     if config.model.source != SourceKind.onnx or any(get(p.name).changes_inputs for p in parse_passes(config.passes)):
@@ -202,11 +204,30 @@ def check_declared_inputs(config: Config) -> None:
     except Exception:  # noqa: BLE001 - the source stage says what is wrong with the file
         return
     check_inputs(model, as_data(config.model.inputs))
+    if config.validate.enabled:
+        _check_metric_outputs(config, {o.name: len(o.type.tensor_type.shape.dim) for o in model.graph.output})
+
+
+def _check_metric_outputs(config: Config, ranks: dict[str, int]) -> None:
+    from optbuild.stages.quality import get
+
+    for index, spec in enumerate(config.validate.metrics):
+        metric = get(spec.name)
+        if spec.output is not None and spec.output not in ranks:
+            raise OptbuildError(f"validate.metrics[{index}] {spec.name} names output '{spec.output}', which the "
+                                f"model does not have (its outputs: {', '.join(ranks)})")
+        fitting = [name for name, rank in ranks.items() if not metric.ranks or rank in metric.ranks]
+        if spec.output is not None and spec.output not in fitting:
+            raise OptbuildError(f"validate.metrics[{index}] {spec.name} does not fit output '{spec.output}' (rank "
+                                f"{ranks[spec.output]}; it needs rank {' or '.join(map(str, metric.ranks))})")
+        if spec.output is None and not fitting:
+            raise OptbuildError(f"validate.metrics[{index}] {spec.name} fits none of the outputs "
+                                f"({', '.join(f'{n}: rank {r}' for n, r in ranks.items())})")
 
 
 def model_stages(config: Config) -> tuple[list[StageSpec], ModelGraphs]:
     """source (→ export) → surgery: the FP32 graph every target starts from."""
-    check_declared_inputs(config)
+    check_declared_io(config)
     stages, fp32 = source_stages(config)
     surgery = surgery_stage(config, fp32)
     stages.append(surgery)

@@ -83,7 +83,7 @@ def _precision_stage(config: Config, fp32: Output) -> StageSpec:
         params.update(control, keep_float=list(config.target.tensorrt.int8_keep_float))
     elif name is PrecisionName.fp16 and config.calibration.dataset:  # measures float16 overflow on it
         deps = {"calibration": dataset(config.calibration, config)}
-    return StageSpec("precision", 3, precision.prepare, "setting precision in the graph (Q/DQ or float16/bfloat16)",
+    return StageSpec("precision", 5, precision.prepare, "setting precision in the graph (Q/DQ or float16/bfloat16)",
                      inputs={"model.onnx": fp32}, params=params, deps=deps,
                      tools=ONNX_TOOLS, reports={"quantization": "", "tensorrt_lint": "lint"})
 

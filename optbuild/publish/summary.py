@@ -42,7 +42,7 @@ def summary(console: Console, manifest: dict[str, Any], path: str, reused: bool,
 
 def labeled_line(record: dict[str, Any]) -> str | None:
     """Top-1 (and top-5) against the labels, FP32 → artifact, when the set had labels."""
-    if not record.get("labeled"):
+    if not record.get("labeled") or "reference_top1" not in record:  # masks as labels: see its metrics
         return None
     top5 = (f"   top-5: {record['reference_top5']:.2%} → {record['artifact_top5']:.2%}"
             if "artifact_top5" in record else "")
@@ -54,7 +54,7 @@ def accuracy_lines(record: dict[str, Any], prefix: str = "") -> list[str]:
     """A validation (or CPU proxy) record: its metrics (else agreement and cosine with FP32),
     then accuracy on labels."""
     if record.get("metrics"):
-        lines = [(prefix or "vs FP32: ") + "   ".join(metric_text(m) for m in record["metrics"])]
+        lines = [(prefix or "metrics: ") + "   ".join(metric_text(m) for m in record["metrics"])]
     else:
         lines = [f"{prefix}agreement (top-1 vs FP32): {record['top1_agreement']:.1%}   "
                  f"cosine: {record['cosine_mean']:.4f}   max-abs: {record['max_abs_error']:.3g}"]

@@ -29,6 +29,19 @@ def describe(model: Any) -> str:
     return ", ".join(f"{name} {_dtype(t)}{_dims(t)}" for name, t in graph_inputs(model).items())
 
 
+def _check_ranges(spec: dict[str, Any], dims: list[int | str]) -> None:
+    """A dimension the recipe makes dynamic must be one the model lets vary."""
+    for axis, (want, have) in enumerate(zip(spec["shape"], dims)):
+        dynamic = isinstance(want, str) or want == -1
+        if dynamic and isinstance(have, int):
+            key = want if isinstance(want, str) else str(axis)
+            bounds = (spec.get("dims") or {}).get(key) or {"min": 1, "opt": 1, "max": 1}
+            if not bounds["min"] == bounds["max"] == have:
+                raise OptbuildError(f"model.inputs '{spec['name']}' dimension {axis} ranges {bounds['min']}.."
+                                    f"{bounds['max']}, but the model fixes it at {have}: drop the range, or make it "
+                                    "dynamic first (the dynamic_batch pass, or export it so)")
+
+
 def check_inputs(model: Any, expected: list[dict[str, Any]]) -> None:
     """Names and element types must match, ranks too; a size the recipe gives must be the
     graph's, unless the graph leaves that dimension dynamic (the build then fixes it)."""
@@ -49,6 +62,7 @@ def check_inputs(model: Any, expected: list[dict[str, Any]]) -> None:
         ):
             raise OptbuildError(f"model.inputs gives '{spec['name']}' shape {shape} but the model has "
                                 f"{spec['name']}{dims}; fix model.inputs (or add a set_input_shape pass)")
+        _check_ranges(spec, dims)
     missing = [name for name in graph if name not in {spec["name"] for spec in expected}]
     if missing:
         raise OptbuildError(f"the model also takes {', '.join(missing)}, which model.inputs does not list (its "

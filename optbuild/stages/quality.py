@@ -143,6 +143,7 @@ def _topk_accuracy(ref: np.ndarray, cand: np.ndarray, labels: Any, params: dict[
 
 def _miou(ref: np.ndarray, cand: np.ndarray, labels: Any, params: dict[str, Any]) -> float:
     """Mean over classes of the IoU of the artifact's per-pixel classes with the label masks."""
+    labels = labels[: len(cand)]
     predicted = cand.argmax(1) if cand.ndim == 4 and cand.shape[1] > 1 else _masks(cand, params).reshape(labels.shape)
     classes = np.union1d(np.unique(labels), np.unique(predicted))
     return float(np.mean([_iou(predicted[None] == c, labels[None] == c)[0] for c in classes]))

@@ -491,7 +491,7 @@ def test_request_travels_as_plain_data(tmp_path):
                     "preprocess": {**PRE, "fit": "crop"},
                     "inputs": [{"name": "input", "dtype": "float32", "shape": [4, 3, 160, 160],
                                 "low": None, "high": None}],
-                    "tokenizer": None}
+                    "tokenizer": None, "targets": "classes"}
     again = DatasetRequest.from_data(data)
     assert again == original and again.kind == "image_folder" and again.batch == 4
     assert again.input_shape == [4, 3, 160, 160] and again.image == data["inputs"][0]

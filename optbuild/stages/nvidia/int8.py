@@ -28,10 +28,14 @@ EXTRA_OPTIONS = {
 
 
 def float_nodes(model: Any, keep: list[str]) -> list[str]:
-    """Node names for target.tensorrt.int8_keep_float: `first_conv`, `depthwise_conv`, or names."""
+    """Node names left without Q/DQ: the bias Adds (an Add of a constant: TensorRT quantizes
+    only activations and weights, and a Q/DQ on a bias blocks its fusion into the MatMul), and
+    those of target.tensorrt.int8_keep_float: `first_conv`, `depthwise_conv`, or names."""
     convs = [n for n in model.graph.node if n.op_type == "Conv"]
     names = {n.name for n in model.graph.node}
-    chosen: list[str] = []
+    constants = {t.name for t in model.graph.initializer} | {
+        out for n in model.graph.node if n.op_type == "Constant" for out in n.output}
+    chosen = [n.name for n in model.graph.node if n.op_type == "Add" and any(i in constants for i in n.input)]
     for entry in keep:
         if entry == "first_conv":
             chosen += [convs[0].name] if convs else []
