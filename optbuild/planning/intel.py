@@ -65,7 +65,7 @@ def _quantize(config: Config, graph: Output) -> StageSpec:
         control, deps = quantization_inputs(config)
         params.update(control, model_type=as_data(config.quantize.model_type),
                       smooth_quant_alpha=config.quantize.smooth_quant_alpha)
-    return StageSpec("quantize", 4, convert.quantize, "converting / quantizing", inputs={"model.onnx": graph},
+    return StageSpec("quantize", 5, convert.quantize, "converting / quantizing", inputs={"model.onnx": graph},
                      params=params, deps=deps, tools=OV_TOOLS, reports={"quantization": ""})
 
 

@@ -41,7 +41,7 @@ def _gate(rule: str, threshold: float, value: Any, minimum: bool, label: str, wh
         passed = value >= threshold if minimum else value <= threshold
         why = "" if passed else f"{label} {value:.4f} {'<' if minimum else '>'} {rule} {threshold}"
     return {"rule": rule, "threshold": threshold, "value": value, "passed": passed,
-            "measured_on": what or "artifact", "reason": None if passed else f"{what}{why}"}
+            "measured_on": what.strip() or "artifact", "reason": None if passed else f"{what}{why}"}
 
 
 def check_gates(rules: ValidateConfig, record: dict[str, Any] | None, what: str = "") -> list[dict[str, Any]]:

@@ -25,7 +25,7 @@ def test_each_gate_passes_and_fails_in_its_direction() -> None:
         assert miss["rule"] == f"validate.{gate.key}" and miss["threshold"] == failing
         sign = "<" if gate.minimum else ">"
         assert miss["reason"] == f"CPU proxy {gate.label} {value:.4f} {sign} validate.{gate.key} {failing}"
-        assert miss["measured_on"] == "CPU proxy "
+        assert miss["measured_on"] == "CPU proxy"
 
 
 def test_a_threshold_equal_to_the_value_passes() -> None:

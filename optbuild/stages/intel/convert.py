@@ -30,6 +30,8 @@ def quantize(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> di
                                params.get("accuracy_control"),
                                DatasetRequest.from_data(validation) if validation else None, inputs["model.onnx"],
                                nncf_options(params))
+    # The NNCF settings the recipe chose (null: NNCF's defaults), so the manifest shows how it was quantized.
+    data["settings"] = {key: params.get(key) for key in ("model_type", "smooth_quant_alpha")}
     return {"files": ["model.xml", "model.bin"], "data": data}
 
 
