@@ -18,7 +18,7 @@ def _export(folder: Path, source: str, name: str, weights_path: str | None) -> P
     if not target.is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
         params = {"source": source, "name": name, "seed": 0, "opset": 17,
-                  "inputs": [{"name": "input", "shape": IMAGE_SHAPE}], "output_names": ["logits"]}
+                  "inputs": [{"name": "input", "dtype": "float32", "shape": IMAGE_SHAPE}], "output_names": ["logits"]}
         export_onnx({"weights.pt": weights_path} if weights_path else {}, params, str(target.parent))
     return target
 

@@ -5,12 +5,17 @@ gives for the same data. The default probe feeds both graphs the same seeded ran
 matches inputs and outputs by position (so renames are fine). Passes that change what the graph
 takes (a new input layout, a dynamic batch, a cut-out subgraph) bring their own probe.
 The comparison is Polygraphy's elementwise one; a miss names the pass and the worst output.
+
+A dynamic dimension is probed at the recipe's sizes for it (`model.inputs[].dims`): at `opt`, at
+`min`, and at `max` when that is cheap (a few million values per probe); one the recipe does
+not declare is probed at 1. Integer inputs draw from the recipe's `[low, high)` where given
+(token ids stay inside the vocabulary).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -20,6 +25,8 @@ from optbuild.passes import PassInfo, Tolerance
 from optbuild.passes.onnx_io import TensorSpec, graph_inputs, graph_outputs, random_array, session
 
 SEED = 0
+BOUNDS = ("opt", "min", "max")
+CHEAP_VALUES = 1 << 22  # a probe at `max` runs when all its inputs together hold at most this many values
 
 
 @dataclass
@@ -60,18 +67,70 @@ class Graphs:
     params: dict[str, Any]
     rng: np.random.Generator
     run: Callable[[Any, dict[str, np.ndarray]], dict[str, np.ndarray]]
+    declared: dict[str, dict[str, Any]] = field(default_factory=dict)  # the recipe's inputs, by name
+    bound: str = "opt"  # which size of each declared range this probe uses
+
+    def shape(self, before: TensorSpec, after: TensorSpec | None = None) -> list[int]:
+        """A shape both graphs accept for this input (see concrete_shape), dynamic dimensions at
+        the probe's bound of the recipe's range."""
+        return concrete_shape(before, after or before, self.sizes(before.name))
+
+    def array(self, spec: TensorSpec, shape: list[int]) -> np.ndarray:
+        """Seeded test data for an input, integers inside the recipe's [low, high) when given."""
+        declared = self.declared.get(spec.name) or {}
+        if np.issubdtype(np.dtype(spec.dtype), np.integer) and declared.get("high") is not None:
+            low = int(declared.get("low") or 0)
+            return self.rng.integers(low, max(int(declared["high"]), low + 1), shape).astype(spec.dtype)
+        return random_array(self.rng, spec.dtype, shape)
+
+    def sizes(self, name: str) -> list[int] | None:
+        """The recipe's shape for input `name` at this probe's bound (None: not declared)."""
+        declared = self.declared.get(name)
+        return None if declared is None else declared_shape(declared, self.bound)
 
 
-def concrete_shape(before: TensorSpec, after: TensorSpec) -> list[int]:
-    """A shape both graphs accept: static dims of either, symbolic/unknown ones as 1."""
+def declared_shape(spec: dict[str, Any], bound: str) -> list[int]:
+    """A declared input's shape with each dynamic dimension at `bound` of its range (1 when the
+    recipe gives none: a dynamic batch)."""
+    dims = spec.get("dims") or {}
+    shape = []
+    for axis, dim in enumerate(spec["shape"]):
+        if isinstance(dim, int) and dim != -1:
+            shape.append(dim)
+        else:
+            key = dim if isinstance(dim, str) else str(axis)
+            shape.append(int((dims.get(key) or {}).get(bound, 1)))
+    return shape
+
+
+def probe_bounds(declared: dict[str, dict[str, Any]]) -> list[str]:
+    """The bounds worth probing: opt, then min and max where they give other shapes (max only
+    when cheap). Without declared ranges: one probe."""
+    chosen: list[str] = []
+    seen: list[list[list[int]]] = []
+    for bound in BOUNDS:
+        shapes = [declared_shape(spec, bound) for spec in declared.values()]
+        if shapes in seen:
+            continue
+        if bound == "max" and sum(int(np.prod(s)) for s in shapes) > CHEAP_VALUES:
+            continue
+        chosen.append(bound)
+        seen.append(shapes)
+    return chosen or ["opt"]
+
+
+def concrete_shape(before: TensorSpec, after: TensorSpec, sizes: list[int] | None = None) -> list[int]:
+    """A shape both graphs accept: static dims of either; symbolic/unknown ones from `sizes` (the
+    recipe's declared shape, when its rank fits), else 1."""
     b_shape, a_shape = before.shape or [], after.shape or []
     if before.shape is not None and after.shape is not None and len(b_shape) != len(a_shape):
         raise Unverifiable(f"input '{after.name}' changed rank from {b_shape} to {a_shape}")
     dims = []
-    for b, a in zip(b_shape or a_shape, a_shape or b_shape):
+    for axis, (b, a) in enumerate(zip(b_shape or a_shape, a_shape or b_shape)):
         if isinstance(b, int) and isinstance(a, int) and a != b:
             raise Unverifiable(f"input '{after.name}' changed shape from {b_shape} to {a_shape}")
-        dims.append(a if isinstance(a, int) else b if isinstance(b, int) else 1)
+        declared = sizes[axis] if sizes is not None and len(sizes) == len(b_shape or a_shape) else 1
+        dims.append(a if isinstance(a, int) else b if isinstance(b, int) else declared)
     return dims
 
 
@@ -85,7 +144,7 @@ def default_probe(graphs: Graphs) -> list[Case]:
     for old, new in zip(old_in, new_in):
         if old.dtype != new.dtype:
             raise Unverifiable(f"input '{new.name}' changed type from {old.dtype} to {new.dtype}")
-        value = random_array(graphs.rng, new.dtype, concrete_shape(old, new))
+        value = graphs.array(old, graphs.shape(old, new))
         old_feeds[old.name], new_feeds[new.name] = value, value
     reference = graphs.run(graphs.before, old_feeds)
     return [Case(new_feeds, {n.name: reference[o.name] for o, n in zip(old_out, new_out)})]
@@ -136,15 +195,20 @@ def diff(name: str, expected: np.ndarray, actual: np.ndarray, tolerance: Toleran
     )
 
 
-def verify(info: PassInfo, params: dict[str, Any], before: Any, after: Any, sessions: Sessions) -> dict[str, Any]:
-    """Run the check; returns its record for the report, raises OptbuildError on a mismatch."""
+def verify(info: PassInfo, params: dict[str, Any], before: Any, after: Any, sessions: Sessions,
+           declared: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Run the check; returns its record for the report, raises OptbuildError on a mismatch.
+    `declared`: the recipe's inputs by name, whose ranges give the probed sizes."""
     tolerance = info.tolerance_for(params)
     record: dict[str, Any] = {"tolerance": asdict(tolerance)}
     if params.get("verify") is False:
         return {"verified": False, "reason": "verify: false", **record}
-    graphs = Graphs(before, after, params, np.random.default_rng(SEED), sessions.run)
+    rng = np.random.default_rng(SEED)
+    bounds = probe_bounds(declared or {})
     try:
-        cases = (info.probe or default_probe)(graphs)
+        cases = [case for bound in bounds
+                 for case in (info.probe or default_probe)(Graphs(before, after, params, rng, sessions.run,
+                                                                  declared or {}, bound))]
     except Unverifiable as why:
         return {"verified": False, "reason": str(why), **record}
     except ValueError as why:  # no test data for an input type
@@ -178,7 +242,7 @@ def verify(info: PassInfo, params: dict[str, Any], before: Any, after: Any, sess
             f"pass '{info.name}' changed the model's {worst.line(tolerance)}{others}; fix or "
             f"remove the pass, or set `verify: false` on it if the change is intended"
         )
-    return {"verified": True, "cases": len(cases), "worst_output": worst.name,
+    return {"verified": True, "cases": len(cases), "probed_at": bounds, "worst_output": worst.name,
             "max_abs_error": max(d.max_abs for d in diffs.values()),
             "max_rel_error": max(d.max_rel for d in diffs.values()), **record}
 

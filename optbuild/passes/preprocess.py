@@ -10,7 +10,7 @@ from pydantic import Field
 from optbuild.config.model import IMAGENET_MEAN, IMAGENET_STD
 from optbuild.errors import OptbuildError
 from optbuild.passes import ROUNDING, PassParams, register
-from optbuild.passes.check import Case, Graphs, Unverifiable, concrete_shape
+from optbuild.passes.check import Case, Graphs, Unverifiable
 from optbuild.passes.onnx_io import graph_inputs, graph_outputs, random_array
 
 
@@ -42,12 +42,12 @@ def preprocess_probe(graphs: Graphs) -> list[Case]:
     old_feeds, new_feeds = {}, {}
     for old, new in zip(old_in, new_in):
         if new.dtype == "uint8" and old.dtype != "uint8":
-            nchw = concrete_shape(old, old)
+            nchw = graphs.shape(old)
             shape = [nchw[0], nchw[2], nchw[3], nchw[1]] if graphs.params["layout"] == "NHWC" else nchw
             pixels = random_array(graphs.rng, "uint8", shape)
             old_feeds[old.name], new_feeds[new.name] = _pixels_to_model(pixels, graphs.params, old.dtype), pixels
         else:
-            value = random_array(graphs.rng, new.dtype, concrete_shape(old, new))
+            value = graphs.array(old, graphs.shape(old, new))
             old_feeds[old.name], new_feeds[new.name] = value, value
     reference = graphs.run(graphs.before, old_feeds)
     names = zip(graph_outputs(graphs.before), graph_outputs(graphs.after))

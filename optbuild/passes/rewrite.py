@@ -12,8 +12,8 @@ from pydantic import Field
 
 from optbuild.errors import OptbuildError
 from optbuild.passes import EXACT, ROUNDING, PassParams, Tolerance, register
-from optbuild.passes.check import Case, Graphs, concrete_shape
-from optbuild.passes.onnx_io import graph_inputs, random_array
+from optbuild.passes.check import Case, Graphs
+from optbuild.passes.onnx_io import graph_inputs
 
 
 class RenameParams(PassParams):
@@ -65,7 +65,7 @@ def extract_probe(graphs: Graphs) -> list[Case]:
             tapped.graph.output.append(known.get(name) or onnx.helper.make_empty_tensor_value_info(name))
     feeds = {}
     for spec in graph_inputs(graphs.before):
-        feeds[spec.name] = random_array(graphs.rng, spec.dtype, concrete_shape(spec, spec))
+        feeds[spec.name] = graphs.array(spec, graphs.shape(spec))
     values = graphs.run(tapped, feeds)
     new_inputs = [t.name for t in graphs.after.graph.input]
     return [Case({n: values[n] for n in new_inputs},

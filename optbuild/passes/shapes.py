@@ -9,8 +9,8 @@ from pydantic import Field
 
 from optbuild.errors import OptbuildError
 from optbuild.passes import EXACT, ROUNDING, PassParams, register
-from optbuild.passes.check import Case, Graphs, Unverifiable, concrete_shape
-from optbuild.passes.onnx_io import graph_inputs, graph_outputs, random_array
+from optbuild.passes.check import Case, Graphs, Unverifiable
+from optbuild.passes.onnx_io import graph_inputs, graph_outputs
 
 
 class ShapeParams(PassParams):
@@ -40,9 +40,9 @@ def batch_probe(graphs: Graphs) -> list[Case]:
         raise Unverifiable("the pass changed the number of graph inputs or outputs")
     halves: list[dict[str, np.ndarray]] = [{}, {}]
     for old, new in zip(old_in, new_in):
-        shape = concrete_shape(old, old)
+        shape = graphs.shape(old)
         for half in halves:
-            half[old.name] = random_array(graphs.rng, old.dtype, shape)
+            half[old.name] = graphs.array(old, shape)
     feeds = {new.name: np.concatenate([h[old.name] for h in halves]) for old, new in zip(old_in, new_in)}
     results = [graphs.run(graphs.before, half) for half in halves]
     expected = {new.name: np.concatenate([r[old.name] for r in results])

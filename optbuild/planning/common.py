@@ -165,8 +165,9 @@ def surgery_stage(config: Config, model: Output) -> StageSpec:
     from optbuild.stages.surgery import run_passes
 
     passes = [p.stage_entry() for p in parse_passes(config.passes)]
-    return StageSpec("surgery", 2, run_passes, "graph surgery passes", inputs={"model.onnx": model},
-                     params={"passes": passes},
+    # The declared inputs give the checks their sizes: a 640x640 detector is probed at 640x640.
+    return StageSpec("surgery", 3, run_passes, "graph surgery passes", inputs={"model.onnx": model},
+                     params={"passes": passes, "inputs": as_data(config.model.inputs)},
                      tools=ONNX_TOOLS + ("onnxslim",), reports={"surgery": "passes"})
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from optbuild.config.choices import PrecisionName, TargetName
 from optbuild.config.schema import Config, as_data
+from optbuild.passes import parse_passes
 from optbuild.pipeline.stage import Dependency, Output, StageSpec
 from optbuild.planning.common import (
     ONNX_TOOLS,
@@ -71,7 +72,9 @@ def _quantize(config: Config, graph: Output) -> StageSpec:
 
 def ir_shapes(config: Config) -> dict[str, list[Any]]:
     """Each input's shape in the IR: opt sizes, or [min, max] bounds for the dynamic dimensions
-    when target.dynamic_shapes."""
+    when target.dynamic_shapes. A batch the recipe's `dynamic_batch` pass made dynamic stays
+    dynamic (-1): that pass is how a recipe asks for it."""
+    batch_pass = any(spec.name == "dynamic_batch" for spec in parse_passes(config.passes))
     shapes = {}
     for spec in config.model.inputs:
         shape: list[Any] = spec.concrete("opt")
@@ -79,6 +82,8 @@ def ir_shapes(config: Config) -> dict[str, list[Any]]:
             for axis, _ in spec.dynamic():
                 bounds = spec.range_of(axis)
                 shape[axis] = [bounds.min, bounds.max]
+        if batch_pass and not isinstance(shape[0], list):
+            shape[0] = -1
         shapes[spec.name] = shape
     return shapes
 

@@ -1,7 +1,8 @@
 """Stage `surgery`: the recipe's ordered graph passes, each checked against the graph before it.
 
 After every pass the graph gets ONNX shape inference and the ONNX checker, then (unless the pass
-says `verify: false`) runs against the graph before it on seeded random inputs in ONNX Runtime;
+says `verify: false`) runs against the graph before it on seeded random inputs in ONNX Runtime,
+at the recipe's sizes of each dynamic dimension (passes/check.py);
 outputs must agree within the pass's declared tolerance. The report records, per pass, what
 changed (op counts, inputs/outputs) and the check's result.
 """
@@ -26,6 +27,7 @@ def run_passes(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> 
     # Shapes for the passes to read; the source stage checked the model already.
     model = checked(load(inputs[MODEL]), scratch, check=False)
     sessions = Sessions(scratch)
+    declared = {spec["name"]: spec for spec in params.get("inputs", ())}  # probe sizes and value ranges
     report = []
     for spec in params["passes"]:
         info = get(spec["name"])
@@ -33,7 +35,7 @@ def run_passes(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> 
         after = apply(info, spec["params"], model, scratch)
         entry: dict[str, Any] = {"pass": info.name, "params": without_verify(spec["params"]),
                                  **changes(model, after)}
-        entry.update(verify(info, spec["params"], model, after, sessions))
+        entry.update(verify(info, spec["params"], model, after, sessions, declared))
         entry["seconds"] = round(time.perf_counter() - started, 3)
         report.append(entry)
         sessions.keep_only(after)
