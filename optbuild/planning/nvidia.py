@@ -34,7 +34,7 @@ from optbuild.stages.nvidia.engine import SPEC_SCHEMA
 TRT_TOOLS = ("tensorrt",)
 KIT_STATEMENT = ("No TensorRT engine was built: this is a build kit (target.engine=kit). The accuracy numbers "
                  "are the CPU proxy (ONNX Runtime on the prepared ONNX), not the engine. Build model.plan on a GPU "
-                 "machine with `python build_engine.py` or `sh trtexec.sh`.")
+                 "machine with `python build_engine.py` or `bash trtexec.sh` (both write into the kit's build/ folder).")
 ENGINE_FILES = ("model.plan", "model.onnx", "build_spec.json", "engine.json", "timing.cache")
 # Not byte-reproducible: TensorRT times tactics on the GPU at build time.
 ENGINE_UNSTABLE = ("model.plan", "engine.json", "timing.cache")

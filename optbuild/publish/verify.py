@@ -29,6 +29,7 @@ from optbuild.pipeline.stage import KeyMaterial
 from optbuild.publish.manifest import MANIFEST, PROVENANCE, Finding, load_manifest
 from optbuild.publish.package import latest_version, versions
 from optbuild.publish.provenance import manifest_digest
+from optbuild.stages.nvidia.kit import BUILD_DIR as KIT_BUILD_DIR
 
 # (version directory, its manifest, where to look for the files it names) -> findings
 Rebuilder = Callable[[Path, dict[str, Any], list[Path]], list[Finding]]
@@ -55,7 +56,10 @@ def check_integrity(version_dir: Path, manifest: dict[str, Any]) -> list[Finding
             findings.append(Finding(True, "integrity", f"{name}: sha256 matches"))
     expected = set(recorded) | {MANIFEST, PROVENANCE}
     for path in sorted(version_dir.iterdir()):
-        if path.name not in expected:
+        if path.name == KIT_BUILD_DIR and path.is_dir() and manifest.get("engine_built") is False:
+            findings.append(Finding(True, "integrity", f"{KIT_BUILD_DIR}/: a GPU build of this kit (its outputs are "
+                                                       "not part of the artifact and are not checked)"))
+        elif path.name not in expected:
             findings.append(Finding(False, "integrity", f"{path.name}: extra file not in the manifest"))
     return findings
 

@@ -62,9 +62,9 @@ def test_resnet50_int8_kit_is_signed_symmetric_and_passes_the_lint(shared: Cli):
         assert zero_point.data_type == TensorProto.INT8, node.name
         assert not numpy_helper.to_array(zero_point).any(), node.name
     trtexec = (version / "trtexec.sh").read_text()
-    assert "trtexec --onnx=model.onnx --saveEngine=model.plan" in trtexec
+    assert "trtexec --onnx=model.onnx --saveEngine=build/model.plan --stronglyTyped" in trtexec
     for removed in ("--int8", "--fp16", "--bf16", "--best", "--calib"):
-        assert removed not in trtexec.split("#")[-1]
+        assert removed not in trtexec.split("set -euo pipefail")[-1]
     spec = json.loads((version / "build_spec.json").read_text())
     assert spec["precision"] == "int8" and spec["onnx"]["sha256"]
     manifest = manifest_of(version)
@@ -75,6 +75,14 @@ def test_resnet50_int8_kit_is_signed_symmetric_and_passes_the_lint(shared: Cli):
     assert manifest["cpu_proxy"]["samples"] == 8
     assert [a["path"] for a in manifest["artifacts"]] == sorted(KIT_FILES)
     assert shared("verify", str(version)).returncode == 0
+    # A GPU build of the kit writes into build/: the kit still verifies, and says so.
+    (version / "build").mkdir()
+    (version / "build/model.plan").write_bytes(b"engine")
+    checked = shared("verify", str(version))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "build/: a GPU build of this kit" in checked.stdout
+    (version / "stray.txt").write_text("x")
+    assert "stray.txt: extra file not in the manifest" in error_line(shared("verify", str(version)))
 
 
 def test_resnet50_fp16_kit_keeps_float32_io_and_stays_close_to_fp32(shared: Cli):
@@ -124,17 +132,17 @@ def test_dynamic_input_gets_its_profile_from_the_recipe_or_the_override(cli, tmp
     result = cli(*args)
     assert result.returncode == 0, result.stderr
     kit = tmp_path / "outputs/tiny/nvidia-fp32/v1"
-    assert "--minShapes=input:1x3x32x32 --optShapes=input:1x3x32x32 --maxShapes=input:1x3x32x32" in \
+    assert "--profile=0 --minShapes=input:1x3x32x32 --optShapes=input:1x3x32x32 --maxShapes=input:1x3x32x32" in \
         (kit / "trtexec.sh").read_text()
     ranged = "model.inputs=[{name:input,shape:[-1,3,32,32],dims:{0:{min:1,opt:2,max:16}}}]"
     assert cli(*args, ranged).returncode == 0
-    assert "--minShapes=input:1x3x32x32 --optShapes=input:2x3x32x32 --maxShapes=input:16x3x32x32" in \
+    assert "--profile=0 --minShapes=input:1x3x32x32 --optShapes=input:2x3x32x32 --maxShapes=input:16x3x32x32" in \
         (tmp_path / "outputs/tiny/nvidia-fp32/latest/trtexec.sh").read_text()
     profile = "target.tensorrt.profiles=[{shapes:[{input:input,min:[1,3,32,32],opt:[4,3,32,32],max:[8,3,32,32]}]}]"
     result = cli(*args, profile)
     assert result.returncode == 0, result.stderr
     trtexec = (tmp_path / "outputs/tiny/nvidia-fp32/latest/trtexec.sh").read_text()
-    assert "--minShapes=input:1x3x32x32 --optShapes=input:4x3x32x32 --maxShapes=input:8x3x32x32" in trtexec
+    assert "--profile=0 --minShapes=input:1x3x32x32 --optShapes=input:4x3x32x32 --maxShapes=input:8x3x32x32" in trtexec
     spec = json.loads((tmp_path / "outputs/tiny/nvidia-fp32/latest/build_spec.json").read_text())
     assert spec["tensorrt"]["profiles"][0]["shapes"][0]["opt"] == [4, 3, 32, 32]
 

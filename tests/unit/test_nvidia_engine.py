@@ -41,8 +41,9 @@ class RecordingTensorRT:
         self.BuilderFlag = SimpleNamespace(**{f: f"BuilderFlag.{f}" for f in flags})
         self.NetworkDefinitionCreationFlag = SimpleNamespace(**({"STRONGLY_TYPED": 1} if major == 10 else {}))
         self.MemoryPoolType = SimpleNamespace(WORKSPACE="MemoryPoolType.WORKSPACE")
-        self.HardwareCompatibilityLevel = SimpleNamespace(NONE="hw.NONE", AMPERE_PLUS="hw.AMPERE_PLUS",
-                                                          SAME_COMPUTE_CAPABILITY="hw.SAME_COMPUTE_CAPABILITY")
+        # As in the real 10.4: SAME_COMPUTE_CAPABILITY arrived in 10.9.
+        self.HardwareCompatibilityLevel = SimpleNamespace(NONE="hw.NONE", AMPERE_PLUS="hw.AMPERE_PLUS", **(
+            {} if major == 10 else {"SAME_COMPUTE_CAPABILITY": "hw.SAME_COMPUTE_CAPABILITY"}))
         self.ProfilingVerbosity = SimpleNamespace(LAYER_NAMES_ONLY="pv.LAYER_NAMES_ONLY", DETAILED="pv.DETAILED",
                                                   NONE="pv.NONE")
         self.LayerInformationFormat = SimpleNamespace(JSON="lif.JSON", ONELINE="lif.ONELINE")
@@ -233,6 +234,31 @@ def test_no_precision_flag_is_ever_set_and_defaults_set_no_flags(bind, tmp_path:
     assert trt.named("BuilderConfig.set_flag") == []
     assert trt.named("BuilderConfig.set_memory_pool_limit") == []
     assert ("BuilderConfig.hardware_compatibility_level", "hw.NONE") in trt.calls
+
+
+def test_a_compatibility_level_the_installed_tensorrt_lacks_is_one_clear_error(bind, tmp_path: Path):
+    trt = bind(RecordingTensorRT(10))  # 10.4: no SAME_COMPUTE_CAPABILITY, and building must not touch it
+    engine.build(spec(), str(tmp_path / "model.onnx"), str(tmp_path))
+    with pytest.raises(EngineBuildError, match=r"hardware_compatibility=same_compute_capability needs a newer "
+                                               r"TensorRT than 10.4.0.*choose none or ampere_plus"):
+        engine.build(spec(hardware_compatibility="same_compute_capability"), str(tmp_path / "model.onnx"),
+                     str(tmp_path))
+    assert len(trt.named("Builder.build_serialized_network")) == 1
+    bind(RecordingTensorRT(11))
+    engine.build(spec(hardware_compatibility="same_compute_capability"), str(tmp_path / "model.onnx"), str(tmp_path))
+
+
+def test_whatever_tensorrt_raises_is_one_line_with_its_version(bind, tmp_path: Path):
+    trt = bind(RecordingTensorRT(11))
+
+    def broken(*args: Any) -> None:
+        raise RuntimeError("[TRT] [E] 4: kOPT values for profile 0 violate shape constraints\nmore detail")
+
+    trt.Builder.build_serialized_network = broken
+    with pytest.raises(EngineBuildError) as raised:
+        engine.build(spec(), str(tmp_path / "model.onnx"), str(tmp_path))
+    assert str(raised.value) == ("TensorRT 11.4.0 failed: RuntimeError: [TRT] [E] 4: kOPT values for profile 0 "
+                                 "violate shape constraints")
 
 
 def test_layer_hash_is_the_same_for_10_and_11_inspector_formats(bind, tmp_path: Path):

@@ -4,7 +4,7 @@ This file is standalone on purpose: it needs only the `tensorrt` package (and an
 optbuild's `engine` stage runs it, and every build kit carries a copy as `build_engine.py`, so a
 CPU-only box prepares the kit and a GPU box builds the same engine with
 
-    python build_engine.py            # next to model.onnx and build_spec.json
+    python build_engine.py            # next to model.onnx and build_spec.json; writes build/
 
 Written for TensorRT 11 and working on 10.x: precision comes from the graph (explicit Q/DQ,
 converted types) and the network is strongly typed; no precision builder flag is ever set (11
@@ -123,6 +123,21 @@ def check_profiles(dynamic: dict[str, list[int]], profiles: list[dict[str, Any]]
                                            f"every dim, got min {r['min']} opt {r['opt']} max {r['max']}")
 
 
+# The recipe's hardware_compatibility -> the enum member's name; looked up only when used, since
+# SAME_COMPUTE_CAPABILITY exists only from TensorRT 10.9.
+HARDWARE_LEVELS = {"none": "NONE", "ampere_plus": "AMPERE_PLUS", "same_compute_capability": "SAME_COMPUTE_CAPABILITY"}
+
+
+def hardware_level(name: str) -> Any:
+    member = getattr(trt.HardwareCompatibilityLevel, HARDWARE_LEVELS[name], None)
+    if member is None:
+        raise EngineBuildError(f"target.tensorrt.hardware_compatibility={name} needs a newer TensorRT than "
+                               f"{getattr(trt, '__version__', 'the installed one')} (HardwareCompatibilityLevel."
+                               f"{HARDWARE_LEVELS[name]} appeared in 10.9): choose "
+                               f"{' or '.join(k for k, v in HARDWARE_LEVELS.items() if hasattr(trt.HardwareCompatibilityLevel, v))}")
+    return member
+
+
 def configure(builder: trt.Builder, network: trt.INetworkDefinition, spec: dict[str, Any]) -> trt.IBuilderConfig:
     """The builder config for the recipe's TensorRT settings. Never a precision flag."""
     settings = spec["tensorrt"]
@@ -130,12 +145,7 @@ def configure(builder: trt.Builder, network: trt.INetworkDefinition, spec: dict[
     if settings["workspace_mib"] is not None:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(settings["workspace_mib"]) << 20)
     config.builder_optimization_level = int(settings["optimization_level"])
-    compatibility = {
-        "none": trt.HardwareCompatibilityLevel.NONE,
-        "ampere_plus": trt.HardwareCompatibilityLevel.AMPERE_PLUS,
-        "same_compute_capability": trt.HardwareCompatibilityLevel.SAME_COMPUTE_CAPABILITY,
-    }
-    config.hardware_compatibility_level = compatibility[settings["hardware_compatibility"]]
+    config.hardware_compatibility_level = hardware_level(settings["hardware_compatibility"])
     if settings["version_compatible"]:
         config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
     if settings["refit"]:
@@ -236,7 +246,19 @@ def cuda_runtime_version() -> str | None:
 
 def build(spec: dict[str, Any], onnx_path: str, out_dir: str, timing_cache: bytes | None = None) -> dict[str, Any]:
     """Parse, configure, build; write model.plan, engine.json (inspector) and timing.cache.
-    Returns the report: versions, GPU, layer hash, settings."""
+    Returns the report: versions, GPU, layer hash, settings. Whatever TensorRT raises becomes one
+    EngineBuildError line naming the TensorRT version."""
+    try:
+        return _build(spec, onnx_path, out_dir, timing_cache)
+    except (EngineBuildError, OSError):
+        raise
+    except Exception as err:  # noqa: BLE001 - TensorRT's own errors (RuntimeError, TypeError, ...)
+        detail = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise EngineBuildError(f"TensorRT {getattr(trt, '__version__', '?')} failed: {type(err).__name__}: "
+                               f"{detail}") from err
+
+
+def _build(spec: dict[str, Any], onnx_path: str, out_dir: str, timing_cache: bytes | None) -> dict[str, Any]:
     if spec.get("schema") != SPEC_SCHEMA:
         raise EngineBuildError(f"build spec schema is {spec.get('schema')!r}, expected {SPEC_SCHEMA!r}")
     logger = trt.Logger(trt.Logger.WARNING)
@@ -276,20 +298,35 @@ def build(spec: dict[str, Any], onnx_path: str, out_dir: str, timing_cache: byte
     }
 
 
+def check_onnx(spec: dict[str, Any], onnx_path: str) -> None:
+    """The ONNX file must be the one the spec was made for (its sha256 in build_spec.json)."""
+    expected = (spec.get("onnx") or {}).get("sha256")
+    if expected is None:
+        return
+    digest = hashlib.sha256(Path(onnx_path).read_bytes()).hexdigest()
+    if digest != expected:
+        raise EngineBuildError(f"{onnx_path} does not match build_spec.json (sha256 {digest[:16]}..., expected "
+                               f"{expected[:16]}...): use the kit's own model.onnx")
+
+
 def main(argv: list[str] | None = None) -> int:
     here = Path(__file__).resolve().parent
     parser = argparse.ArgumentParser(description="Build model.plan from an optbuild TensorRT build kit.")
     parser.add_argument("--spec", default=str(here / "build_spec.json"))
     parser.add_argument("--onnx", default=str(here / "model.onnx"))
-    parser.add_argument("--out-dir", default=str(here), help="where model.plan, engine.json, timing.cache go")
+    parser.add_argument("--out-dir", default=str(here / "build"),
+                        help="where model.plan, engine.json, timing.cache and build_report.json go (default: build/)")
     parser.add_argument("--timing-cache", default=None, help="a timing cache to start from (default: the "
-                        "kit's timing.cache if it has one)")
+                        "out-dir's, else the kit's timing.cache if it has one)")
     args = parser.parse_args(argv)
     try:
-        load_tensorrt()
         spec = json.loads(Path(args.spec).read_text())
-        cache_path = Path(args.timing_cache) if args.timing_cache else here / "timing.cache"
-        previous = cache_path.read_bytes() if cache_path.is_file() else None
+        check_onnx(spec, args.onnx)
+        load_tensorrt()
+        Path(args.out_dir).mkdir(parents=True, exist_ok=True)
+        candidates = [Path(args.timing_cache)] if args.timing_cache else [
+            Path(args.out_dir, "timing.cache"), here / "timing.cache"]
+        previous = next((p.read_bytes() for p in candidates if p.is_file()), None)
         report = build(spec, args.onnx, args.out_dir, previous)
     except (EngineBuildError, OSError, ValueError) as err:
         sys.stderr.write(f"build_engine: error: {err}\n")

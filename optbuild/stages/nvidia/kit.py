@@ -2,9 +2,13 @@
 
     model.onnx        the prepared, strongly typed graph (precision is in it)
     build_spec.json   the recipe's TensorRT settings, input shapes and profiles
-    trtexec.sh        the same build as a trtexec command (TensorRT 11 vocabulary)
+    trtexec.sh        the same build as a trtexec command (TensorRT 10.x and 11)
     build_engine.py   the same build with only `tensorrt` installed (a copy of engine.py)
     timing.cache      the timing cache to start from, when the recipe gives one
+
+Both write into the kit's `build/` folder (the engine, its layer report, the timing cache, the
+build log), never over the kit's own files: `optbuild verify` checks the kit as shipped and
+leaves `build/` alone.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ SCRIPT = "build_engine.py"
 TRTEXEC = "trtexec.sh"
 TIMING_CACHE = "timing.cache"
 KIT_FILES = ("model.onnx", "build_spec.json", TRTEXEC, SCRIPT)  # and TIMING_CACHE when one is given
+BUILD_DIR = "build"  # where a GPU build of the kit writes; not part of the artifact
 _HARDWARE = {"none": "none", "ampere_plus": "ampere+", "same_compute_capability": "sameComputeCapability"}
 
 
@@ -31,42 +36,58 @@ def _dims(shape: list[int]) -> str:
 
 
 def trtexec_command(spec: dict[str, Any]) -> list[str]:
-    """trtexec in TensorRT 11 vocabulary: no --int8/--fp16/--best (removed in 11; the graph
-    carries precision) and no --stronglyTyped (always on in 11)."""
+    """trtexec for TensorRT 10.0 to 11 (every flag is in their sampleOptions.cpp; the tests
+    check it): --stronglyTyped, so 10.x obeys the graph's types as 11 always does, and never
+    --int8/--fp16/--best (removed in 11: the graph carries the precision). Each profile's
+    shapes follow its --profile=N."""
     settings = spec["tensorrt"]
-    command = ["trtexec", "--onnx=model.onnx", "--saveEngine=model.plan", "--skipInference",
-               f"--builderOptimizationLevel={settings['optimization_level']}",
+    command = ["trtexec", "--onnx=model.onnx", f"--saveEngine={BUILD_DIR}/model.plan", "--stronglyTyped",
+               "--skipInference", f"--builderOptimizationLevel={settings['optimization_level']}",
                f"--hardwareCompatibilityLevel={_HARDWARE[settings['hardware_compatibility']]}",
                f"--profilingVerbosity={settings['profiling_verbosity']}",
-               "--exportLayerInfo=engine.json", f"--timingCacheFile={TIMING_CACHE}"]
+               f"--exportLayerInfo={BUILD_DIR}/engine.json", f"--timingCacheFile={BUILD_DIR}/{TIMING_CACHE}",
+               "--verbose"]
     if settings["workspace_mib"] is not None:
         command.append(f"--memPoolSize=workspace:{settings['workspace_mib']}M")
     if settings["version_compatible"]:
         command.append("--versionCompatible")
     if settings["refit"]:
         command.append("--refit")
-    for profile in settings["profiles"]:  # one min/opt/max group per profile, in order
+    for index, profile in enumerate(settings["profiles"]):
+        command.append(f"--profile={index}")
         for key in ("min", "opt", "max"):
             shapes = ",".join(f"{r['input']}:{_dims(r[key])}" for r in profile["shapes"])
             command.append(f"--{key}Shapes={shapes}")
     return command
 
 
-def _trtexec_script(spec: dict[str, Any]) -> str:
+def _trtexec_script(spec: dict[str, Any], onnx_sha256: str) -> str:
     return (
-        "#!/bin/sh\n"
-        "# Build model.plan from this kit with trtexec. TensorRT 11 vocabulary: the precision is in\n"
-        "# model.onnx (no --int8/--fp16). On TensorRT 10.x add --stronglyTyped so that the graph's types\n"
-        "# are obeyed. The timing cache file is read if present and written back, merged.\n"
-        'cd "$(dirname "$0")" || exit 1\n'
-        f"exec {shlex.join(trtexec_command(spec))} \"$@\"\n"
+        "#!/usr/bin/env bash\n"
+        "# Build the engine from this kit with trtexec (TensorRT 10.x or 11) into build/: model.plan,\n"
+        "# engine.json (layer report), timing.cache and trtexec.log (the verbose build log). The\n"
+        "# precision is in model.onnx (strongly typed; no --int8/--fp16). The kit's timing.cache, when\n"
+        "# it ships one, is the starting point; build/timing.cache is written back merged.\n"
+        "set -euo pipefail\n"
+        'cd "$(dirname "$0")"\n'
+        f"expected={onnx_sha256}\n"
+        'actual=$(sha256sum model.onnx | cut -d" " -f1)\n'
+        'if [ "$actual" != "$expected" ]; then\n'
+        '  echo "trtexec.sh: error: model.onnx does not match build_spec.json (sha256 $actual, expected $expected)" >&2\n'
+        "  exit 1\n"
+        "fi\n"
+        f"mkdir -p {BUILD_DIR}\n"
+        f"if [ -f {TIMING_CACHE} ] && [ ! -f {BUILD_DIR}/{TIMING_CACHE} ]; then cp {TIMING_CACHE} {BUILD_DIR}/; fi\n"
+        f"{shlex.join(trtexec_command(spec))} \"$@\" 2>&1 | tee {BUILD_DIR}/trtexec.log\n"
     )
 
 
-def write_spec(spec: dict[str, Any], onnx_path: str, out_dir: str) -> None:
+def write_spec(spec: dict[str, Any], onnx_path: str, out_dir: str) -> str:
+    """build_spec.json with the ONNX file's sha256 (both builders check it); returns the digest."""
     digest = sha256_file(onnx_path)
     document = {**spec, "onnx": {"file": "model.onnx", "sha256": digest}}
     Path(out_dir, "build_spec.json").write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    return digest
 
 
 def make_kit(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> dict[str, Any]:
@@ -76,8 +97,8 @@ def make_kit(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> di
     spec = with_profiles(onnx.load(inputs["model.onnx"], load_external_data=False), params["spec"])
     out = Path(out_dir)
     shutil.copyfile(inputs["model.onnx"], out / "model.onnx")
-    write_spec(spec, inputs["model.onnx"], out_dir)
-    (out / TRTEXEC).write_text(_trtexec_script(spec))
+    digest = write_spec(spec, inputs["model.onnx"], out_dir)
+    (out / TRTEXEC).write_text(_trtexec_script(spec, digest))
     shutil.copyfile(engine.__file__, out / SCRIPT)
     files = list(KIT_FILES)
     if params.get("timing_cache"):

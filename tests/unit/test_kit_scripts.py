@@ -1,0 +1,122 @@
+"""The build kit's scripts, checked without TensorRT: every trtexec flag they use exists in
+trtexec 10.0, 10.8, 10.13 and 11.1 (tests/data/trtexec_flags.json, extracted from each release's
+samples/common/sampleOptions.cpp by tools/trtexec_flags.py), profiles are numbered as trtexec
+requires, the shell script parses and refuses a changed model, and build_engine.py compiles."""
+
+from __future__ import annotations
+
+import json
+import py_compile
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from conftest import REPO
+from onnx import TensorProto, helper, numpy_helper
+
+from optbuild.config.compose import compose
+from optbuild.config.recipes import discover
+from optbuild.planning import FixedHost, plan
+from optbuild.stages.nvidia.kit import BUILD_DIR, TRTEXEC, make_kit
+
+FLAGS = json.loads((REPO / "tests/data/trtexec_flags.json").read_text())["releases"]
+NO_GPU = FixedHost(missing=("no NVIDIA GPU driver (libcuda) was found",))
+
+
+def dynamic_model(path: Path) -> Path:
+    """[batch, 4] -> [batch, 2], batch dynamic."""
+    weight = numpy_helper.from_array(np.ones((4, 2), np.float32), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "dyn",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 2])], [weight])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def kit_params(tmp_path: Path, model: Path, *overrides: str) -> dict:
+    recipe = tmp_path / "recipes"
+    recipe.mkdir(exist_ok=True)
+    (recipe / "dyn.yaml").write_text(
+        "# @package _global_\n"
+        f"model: {{source: onnx, name: dyn, path: {model}, task: generic, output_names: [y],\n"
+        "        inputs: [{name: x, shape: [batch, 4], dims: {batch: {min: 1, opt: 4, max: 16}}}]}\n"
+        "calibration: {dataset: synthetic, num_samples: 4}\n"
+        "validate: {dataset: synthetic, num_samples: 4}\n")
+    config, _ = compose("dyn", ["target=nvidia", "target.engine=kit", *overrides], discover((recipe,)))
+    kit = next(spec for spec in plan(config, NO_GPU).stages if spec.name == "kit")
+    return kit.params
+
+
+@pytest.fixture()
+def kit(tmp_path: Path) -> Path:
+    model = dynamic_model(tmp_path / "model.onnx")
+    out = tmp_path / "kit"
+    out.mkdir()
+    make_kit({"model.onnx": str(model)}, kit_params(tmp_path, model), str(out))
+    return out
+
+
+def command_flags(script: str) -> list[str]:
+    line = next(line for line in script.splitlines() if line.startswith("trtexec "))
+    return [token.split("=", 1)[0] for token in line.split() if token.startswith("--")]
+
+
+@pytest.mark.parametrize("release", sorted(FLAGS))
+def test_every_trtexec_flag_exists_in_each_supported_release(kit: Path, release: str):
+    used = set(command_flags((kit / TRTEXEC).read_text()))
+    assert {"--stronglyTyped", "--profile", "--minShapes", "--verbose"} <= used
+    assert used <= set(FLAGS[release]["flags"]), used - set(FLAGS[release]["flags"])
+    assert not used & {"--int8", "--fp16", "--best", "--bf16", "--fp8"}  # precision is in the graph
+
+
+def test_each_profile_follows_its_index(tmp_path: Path):
+    model = dynamic_model(tmp_path / "model.onnx")
+    profiles = ("target.tensorrt.profiles=[{shapes: [{input: x, min: [1, 4], opt: [1, 4], max: [1, 4]}]},"
+                "{shapes: [{input: x, min: [2, 4], opt: [8, 4], max: [16, 4]}]}]")
+    out = tmp_path / "kit"
+    out.mkdir()
+    make_kit({"model.onnx": str(model)}, kit_params(tmp_path, model, profiles), str(out))
+    script = (out / TRTEXEC).read_text()
+    assert ("--profile=0 --minShapes=x:1x4 --optShapes=x:1x4 --maxShapes=x:1x4 "
+            "--profile=1 --minShapes=x:2x4 --optShapes=x:8x4 --maxShapes=x:16x4") in script
+
+
+def test_scripts_parse_and_write_only_into_the_build_folder(kit: Path):
+    script = (kit / TRTEXEC).read_text()
+    subprocess.run(["bash", "-n", str(kit / TRTEXEC)], check=True)
+    py_compile.compile(str(kit / "build_engine.py"), doraise=True)
+    outputs = [token for token in script.split() if token.startswith(("--saveEngine", "--exportLayerInfo",
+                                                                       "--timingCacheFile"))]
+    assert len(outputs) == 3 and all(token.split("=", 1)[1].startswith(f"{BUILD_DIR}/") for token in outputs)
+    assert f"tee {BUILD_DIR}/trtexec.log" in script
+
+
+def test_trtexec_script_refuses_a_model_that_is_not_the_kits(kit: Path, tmp_path: Path):
+    """A fake trtexec on PATH records that it ran; a changed model.onnx stops the script first."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "trtexec"
+    fake.write_text('#!/usr/bin/env bash\necho "ran $*"\n')
+    fake.chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+    ran = subprocess.run(["bash", str(kit / TRTEXEC)], capture_output=True, text=True, env=env)
+    assert ran.returncode == 0 and "ran --onnx=model.onnx" in ran.stdout
+    assert "ran --onnx" in (kit / BUILD_DIR / "trtexec.log").read_text()
+
+    with open(kit / "model.onnx", "ab") as handle:
+        handle.write(b"\0")
+    refused = subprocess.run(["bash", str(kit / TRTEXEC)], capture_output=True, text=True, env=env)
+    assert refused.returncode == 1 and "ran" not in refused.stdout
+    assert "model.onnx does not match build_spec.json" in refused.stderr
+
+
+def test_build_engine_refuses_a_model_that_is_not_the_kits_before_needing_tensorrt(kit: Path, capsys):
+    from optbuild.stages.nvidia import engine
+
+    with open(kit / "model.onnx", "ab") as handle:
+        handle.write(b"\0")
+    assert engine.main(["--spec", str(kit / "build_spec.json"), "--onnx", str(kit / "model.onnx"),
+                        "--out-dir", str(kit / BUILD_DIR)]) == 1
+    assert "model.onnx does not match build_spec.json" in capsys.readouterr().err
