@@ -12,6 +12,8 @@ from optbuild.config.choices import HardwareCompatibility, ProfilingVerbosity
 from optbuild.config.rules import RuleError
 
 _STRICT = ConfigDict(extra="forbid")
+HALF_KEEP_FLOAT32_OPS = ("LayerNormalization", "GroupNormalization", "InstanceNormalization", "Softmax", "LogSoftmax",
+                         "ReduceMean", "ReduceSum", "ReduceL1", "ReduceL2", "ReduceSumSquare", "ReduceLogSumExp")
 
 
 @dataclass
@@ -49,6 +51,10 @@ class TensorRTConfig:
     # activations cost most accuracy (EfficientNet-Lite0: CPU-proxy agreement 0.47 with them
     # quantized, 0.9 without).
     int8_keep_float: list[str] = field(default_factory=lambda: ["first_conv", "depthwise_conv"])
+    # fp16/bf16: op types left in float32. Normalisation, softmax and reductions accumulate
+    # sums whose half-precision rounding (and, for float16, overflow) costs accuracy, transformers
+    # most of all. Empty: only what the converter itself must keep.
+    half_keep_float32_ops: list[str] = field(default_factory=lambda: list(HALF_KEEP_FLOAT32_OPS))
 
     @model_validator(mode="after")
     def _bounds(self) -> TensorRTConfig:

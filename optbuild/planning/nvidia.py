@@ -58,7 +58,8 @@ def build_spec(config: Config) -> dict[str, Any]:
     """The engine's build settings as data (no paths): build_spec.json and part of the key."""
     settings = as_data(config.target.tensorrt)
     settings.pop("timing_cache")  # a path: its content digest is keyed instead
-    settings.pop("int8_keep_float")  # shapes the graph (precision stage), not the builder
+    settings.pop("int8_keep_float")  # these two shape the graph (precision stage), not the builder
+    settings.pop("half_keep_float32_ops")
     return {"schema": SPEC_SCHEMA, "precision": config.precision.name.value,
             "inputs": as_data(config.model.inputs), "tensorrt": settings}
 
@@ -81,9 +82,11 @@ def _precision_stage(config: Config, fp32: Output) -> StageSpec:
     if name is PrecisionName.int8:
         control, deps = quantization_inputs(config)
         params.update(control, keep_float=list(config.target.tensorrt.int8_keep_float))
-    elif name is PrecisionName.fp16 and config.calibration.dataset:  # measures float16 overflow on it
-        deps = {"calibration": dataset(config.calibration, config)}
-    return StageSpec("precision", 5, precision.prepare, "setting precision in the graph (Q/DQ or float16/bfloat16)",
+    elif name in (PrecisionName.fp16, PrecisionName.bf16):
+        params["keep_float32_ops"] = list(config.target.tensorrt.half_keep_float32_ops)
+        if name is PrecisionName.fp16 and config.calibration.dataset:  # measures float16 overflow on it
+            deps = {"calibration": dataset(config.calibration, config)}
+    return StageSpec("precision", 6, precision.prepare, "setting precision in the graph (Q/DQ or float16/bfloat16)",
                      inputs={"model.onnx": fp32}, params=params, deps=deps,
                      tools=ONNX_TOOLS, reports={"quantization": "", "tensorrt_lint": "lint"})
 

@@ -210,3 +210,43 @@ validate: {{dataset: npz, path: {tmp_path / 'val.npz'}, num_samples: 64}}
     int8 = _accuracy(tmp_path / "outputs/digits/nvidia-int8/v1/model.onnx", images, labels)
     assert fp32 > 0.9, "the reference model should have learned the digits"
     assert fp32 - int8 <= 0.01, (fp32, int8)
+
+
+def wide_batchnorm_model(path: Path) -> Path:
+    """Conv -> BatchNormalization whose variance for half the channels (1.05e7) float16 cannot
+    hold, scaled back by gamma so the outputs are ordinary -> Relu -> pool -> Gemm."""
+    from onnx import helper
+
+    rng = np.random.default_rng(0)
+    variance = np.where(np.arange(8) % 2 == 0, 1.05e7, 1.0).astype(np.float32)
+    gamma = np.sqrt(variance).astype(np.float32)
+    weights = {"w": rng.standard_normal((8, 3, 3, 3)) * 0.3, "gamma": gamma, "beta": rng.standard_normal(8) * 0.1,
+               "mean": rng.standard_normal(8) * 0.1, "var": variance, "fc": rng.standard_normal((10, 8)) * 0.5,
+               "fc_b": np.zeros(10)}
+    nodes = [helper.make_node("Conv", ["input", "w"], ["c"], "conv", pads=[1, 1, 1, 1]),
+             helper.make_node("BatchNormalization", ["c", "gamma", "beta", "mean", "var"], ["bn"], "bn"),
+             helper.make_node("Relu", ["bn"], ["r"], "relu"),
+             helper.make_node("GlobalAveragePool", ["r"], ["p"], "pool"),
+             helper.make_node("Flatten", ["p"], ["f"], "flatten"),
+             helper.make_node("Gemm", ["f", "fc", "fc_b"], ["logits"], "fc", transB=1)]
+    graph = helper.make_graph(nodes, "wide_bn", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 32, 32])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])],
+                              [numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in weights.items()])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def test_fp16_kit_keeps_constants_float16_cannot_hold_in_float32(cli, recipe_dir: Path, tmp_path: Path):
+    """Clamping the variance to 65504 would scale those channels up ~13x: the gate would fail."""
+    from conftest import tiny_recipe
+
+    model = wide_batchnorm_model(tmp_path / "wide_bn.onnx")
+    (recipe_dir / "wide_bn.yaml").write_text(tiny_recipe(model, precision="fp16", name="wide_bn", passes="[]"))
+    result = cli("recipe=wide_bn", "target=nvidia", "target.engine=kit", "validate.min_cosine=0.999")
+    assert result.returncode == 0, result.stderr
+    manifest = manifest_of(tmp_path / "outputs/wide_bn/nvidia-fp16/v1")
+    assert manifest["quantization"]["kept_float32_for_constants"] == ["bn"]
+    assert manifest["cpu_proxy"]["cosine_min"] >= 0.999
+    kept = onnx.load(str(tmp_path / "outputs/wide_bn/nvidia-fp16/v1/model.onnx"))
+    variance = next(t for t in kept.graph.initializer if t.name == "var")
+    assert variance.data_type == TensorProto.FLOAT and numpy_helper.to_array(variance).max() > 1e7

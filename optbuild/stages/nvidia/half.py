@@ -1,9 +1,12 @@
 """FP16 / BF16 as graph conversions for a strongly typed TensorRT network.
 
 Inputs and outputs stay float32 (callers keep feeding float32); weights and activations become
-float16 / bfloat16. For float16, ops that overflow stay float32: a fixed list of overflow-prone op
-types, plus every node whose output on the calibration data comes within OVERFLOW_HEADROOM of
-float16's largest value. Both lists are recorded in the manifest.
+float16 / bfloat16. Kept in float32: the recipe's op types (target.tensorrt.half_keep_float32_ops:
+normalisation, softmax, reductions by default) and, for float16, what would overflow: a fixed list
+of overflow-prone op types, every node whose output on the calibration data comes within
+OVERFLOW_HEADROOM of float16's largest value, and every node reading a constant float16 cannot
+hold (a BatchNorm variance of 1e7 would be clamped to 65504, silently changing the model). All
+of these are recorded in the manifest.
 
 The FP16 conversion is ONNX Runtime's float16 converter (onnxruntime.transformers.float16, the
 same code as onnxconverter-common's). BF16 reuses it and retypes its float16 tensors as bfloat16,
@@ -63,22 +66,56 @@ def _toposorted(model: Any) -> Any:
     return gs.export_onnx(graph)
 
 
-def to_float16(model: Any, batches: list[dict[str, np.ndarray]],
+def out_of_range_constants(model: Any, limit: float = FP16_MAX) -> list[str]:
+    """Nodes reading a float32 constant (initializer or Constant node) with a finite value beyond
+    ±limit: converting that constant would clamp it."""
+    from onnx import TensorProto, numpy_helper
+
+    large = {t.name for t in model.graph.initializer
+             if t.data_type == TensorProto.FLOAT and _beyond(numpy_helper.to_array(t), limit)}
+    for node in model.graph.node:
+        if node.op_type == "Constant":
+            value = next((a.t for a in node.attribute if a.name == "value"), None)
+            if value is not None and value.data_type == TensorProto.FLOAT and _beyond(numpy_helper.to_array(value), limit):
+                large.update(node.output)
+    return sorted(n.name for n in model.graph.node if n.op_type != "Constant" and large & set(n.input))
+
+
+def _beyond(values: np.ndarray, limit: float) -> bool:
+    finite = values[np.isfinite(values)]
+    return bool(finite.size) and float(np.abs(finite).max()) > limit
+
+
+def _named(model: Any) -> Any:
+    """Every node with a name: the converter blocks nodes by name."""
+    for index, node in enumerate(model.graph.node):
+        if not node.name:
+            node.name = f"{node.op_type}_{index}"
+    return model
+
+
+def to_float16(model: Any, batches: list[dict[str, np.ndarray]], keep_float32_ops: Any = (),
                guard_overflow: bool = True) -> tuple[Any, dict[str, Any]]:
     from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 
+    model = _named(model)
     peaks = float_outputs_max(model, batches) if batches and guard_overflow else {}
     limit = FP16_MAX / OVERFLOW_HEADROOM
     overflowing = sorted(node for node, peak in peaks.items() if peak > limit)
+    large_constants = out_of_range_constants(model) if guard_overflow else []
     prone = OVERFLOW_PRONE_OPS if guard_overflow else ()
-    blocked_types = sorted(set(DEFAULT_OP_BLOCK_LIST) | set(prone))
-    kept = sorted(n.name for n in model.graph.node if n.op_type in prone) + overflowing
+    chosen = tuple(keep_float32_ops)
+    blocked_types = sorted(set(DEFAULT_OP_BLOCK_LIST) | set(prone) | set(chosen))
+    blocked_nodes = sorted(set(overflowing) | set(large_constants))
+    kept = sorted({n.name for n in model.graph.node if n.op_type in set(prone) | set(chosen)} | set(blocked_nodes))
     converted = convert_float_to_float16(model, keep_io_types=True, op_block_list=blocked_types,
-                                         node_block_list=overflowing)
+                                         node_block_list=blocked_nodes)
     return _toposorted(converted), {
         "converter": "onnxruntime.transformers.float16",
         "io_types": "float32",
         "overflow_prone_op_types": list(prone),
+        "kept_float32_op_types": list(chosen),
+        "kept_float32_for_constants": large_constants,
         "kept_float32_nodes": kept,
         "overflow_measured_on_samples": int(sum(len(next(iter(b.values()))) for b in batches))
         if guard_overflow else 0,
@@ -86,7 +123,8 @@ def to_float16(model: Any, batches: list[dict[str, np.ndarray]],
     }
 
 
-def to_bfloat16(model: Any, batches: list[dict[str, np.ndarray]] | None = None) -> tuple[Any, dict[str, Any]]:
+def to_bfloat16(model: Any, batches: list[dict[str, np.ndarray]] | None = None,
+                keep_float32_ops: Any = ()) -> tuple[Any, dict[str, Any]]:
     import ml_dtypes
     import onnx
     from onnx import TensorProto, numpy_helper
@@ -95,7 +133,7 @@ def to_bfloat16(model: Any, batches: list[dict[str, np.ndarray]] | None = None) 
     if opset < BF16_OPSET:
         model = onnx.version_converter.convert_version(model, BF16_OPSET)
     originals = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer if t.data_type == TensorProto.FLOAT}
-    half, report = to_float16(model, [], guard_overflow=False)  # bfloat16 has float32's range
+    half, report = to_float16(model, [], keep_float32_ops, guard_overflow=False)  # bfloat16 has float32's range
 
     def bf16(tensor: Any) -> Any:
         values = originals.get(tensor.name)

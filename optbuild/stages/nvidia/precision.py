@@ -94,7 +94,7 @@ def prepare(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> dic
         report["lint"] = lint.summary(onnx.load(str(target)))
     elif precision in ("fp16", "bf16"):
         convert = half.to_float16 if precision == "fp16" else half.to_bfloat16
-        converted, report = convert(model, calibration)
+        converted, report = convert(model, calibration, params.get("keep_float32_ops", ()))
         onnx.checker.check_model(converted)
         onnx.save(converted, str(target))
     else:
