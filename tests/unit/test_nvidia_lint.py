@@ -84,3 +84,12 @@ def test_quantized_operators_fail():
     model.graph.node.append(helper.make_node("QLinearConv", ["a", "b", "c", "d", "e", "f", "g", "h"], ["i"],
                                              name="qlinear"))
     assert ("qdq-only", "qlinear") in {(v.rule, v.node) for v in lint(model)}
+
+
+def test_every_violation_is_reported_grouped_by_rule():
+    from optbuild.stages.nvidia.lint import Violation, grouped
+
+    found = [Violation("int8-zero-point", f"q{i}", "has a UINT8 zero-point") for i in range(5)]
+    found.append(Violation("no-dangling", "dq9", "reads neither a QuantizeLinear nor a constant"))
+    assert grouped(found) == ("int8-zero-point: 5 node(s) ('q0', 'q1', 'q2', ...; first: has a UINT8 zero-point); "
+                              "no-dangling: 1 node(s) ('dq9'; first: reads neither a QuantizeLinear nor a constant)")

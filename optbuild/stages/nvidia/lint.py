@@ -156,6 +156,18 @@ def _dequantize(graph: _Graph, node: Any, label: str, scale: np.ndarray) -> list
     return []
 
 
+def grouped(violations: list[Violation], examples: int = 3) -> str:
+    """Every violation, grouped by rule: how many nodes break it, and the first few named."""
+    by_rule: dict[str, list[Violation]] = defaultdict(list)
+    for violation in violations:
+        by_rule[violation.rule].append(violation)
+    parts = []
+    for rule, found in by_rule.items():
+        names = ", ".join(f"'{v.node}'" for v in found[:examples]) + (", ..." if len(found) > examples else "")
+        parts.append(f"{rule}: {len(found)} node(s) ({names}; first: {found[0].message})")
+    return "; ".join(parts)
+
+
 def summary(model: Any) -> dict[str, Any]:
     """What the lint looked at: counts a reader of the manifest can check."""
     ops = [node.op_type for node in model.graph.node]

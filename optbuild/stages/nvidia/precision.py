@@ -89,8 +89,8 @@ def prepare(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> dic
             report = int8.quantize(inputs["model.onnx"], str(target), calibration, params["keep_float"])
         violations = lint.lint(onnx.load(str(target)))
         if violations:
-            raise OptbuildError(f"TensorRT explicit-quantization lint failed on {len(violations)} node(s), first "
-                                f"{violations[0]}; the quantized graph cannot build as INT8 in TensorRT")
+            raise OptbuildError(f"TensorRT explicit-quantization lint failed on {len(violations)} node(s): "
+                                f"{lint.grouped(violations)}; the quantized graph cannot build as INT8 in TensorRT")
         report["lint"] = lint.summary(onnx.load(str(target)))
     elif precision in ("fp16", "bf16"):
         convert = half.to_float16 if precision == "fp16" else half.to_bfloat16
