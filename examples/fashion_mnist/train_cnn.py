@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from optbuild.data import DatasetRequest, fashion_mnist_arrays, load_labeled
+from optbuild.data import DatasetRequest, fashion_mnist_arrays, image_input, load_labeled
 
 # Fashion-MNIST train-split pixel mean and std (of x / 255); the recipe uses the same numbers.
 MEAN, STD = 0.2860, 0.3530
@@ -67,9 +67,9 @@ def main() -> None:
         images, ids = images[keep], ids[keep]
     x_train, y_train = normalise(images), torch.from_numpy(ids.astype(np.int64))
     test = load_labeled(DatasetRequest("fashion_mnist", args.data, 10000, 0, split="test", preprocess=PREPROCESS,
-                                        input_shape=SHAPE))
+                                        inputs=[image_input("input", SHAPE)]))
     assert test.labels is not None
-    x_test, y_test = torch.from_numpy(test.samples), torch.from_numpy(test.labels[:, 0])
+    x_test, y_test = torch.from_numpy(test.samples["input"]), torch.from_numpy(test.labels[:, 0])
 
     model = make_model()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)

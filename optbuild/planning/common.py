@@ -100,7 +100,7 @@ def source_stages(config: Config) -> tuple[list[StageSpec], Output]:
         from optbuild.sources.onnx_file import import_onnx, source_identity
 
         assert model.path is not None  # the schema requires it for onnx sources
-        source = StageSpec("source", 2, import_onnx, "reading the ONNX model", tools=("onnx",),
+        source = StageSpec("source", 3, import_onnx, "reading the ONNX model", tools=("onnx",),
                            deps={"model": Dependency(source_identity(model.path), model.path)})
         return [source], Output("source", "model.onnx")
     if model.source == SourceKind.huggingface:

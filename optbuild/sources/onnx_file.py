@@ -91,6 +91,9 @@ def import_onnx(inputs: dict[str, str], params: dict[str, Any], out_dir: str) ->
     except Exception as err:  # noqa: BLE001 - protobuf and checker errors both mean "not a model"
         first = first_line(err)
         raise OptbuildError(f"model.path '{params['model']}' is not a valid ONNX model: {first}") from err
+    if not model.graph.node:
+        raise OptbuildError(f"model.path '{params['model']}' has no nodes (its outputs are its inputs): there is "
+                            "nothing to build; export the model with its layers")
     files = save(model, Path(out_dir, "model.onnx"))
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     return {"files": files, "data": {"opset": opset, "external_data": len(files) > 1}}

@@ -31,6 +31,14 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Cli:
     return Cli(tmp_path_factory.mktemp("nvidia"), None)
 
 
+@pytest.fixture(scope="module")
+def resnet_int8(shared: Cli) -> Path:
+    """The ResNet-50 INT8 kit, built first in `shared` (the fp16 test reuses its export)."""
+    result = shared("recipe=resnet50_int8", *RESNET)
+    assert result.returncode == 0, result.stderr
+    return shared.cwd / "outputs/resnet50_int8/nvidia-int8/v1"
+
+
 def stage_hits(manifest: dict) -> dict[str, bool]:
     return {s["name"]: s["cache_hit"] for s in manifest["stages"]}
 
@@ -47,10 +55,8 @@ def test_no_tensorrt_or_gpu_fails_in_one_line_and_writes_nothing(cli, tmp_path: 
     assert not list((tmp_path / "outputs/.cache").glob("actions/*")), "no stage may have run"
 
 
-def test_resnet50_int8_kit_is_signed_symmetric_and_passes_the_lint(shared: Cli):
-    result = shared("recipe=resnet50_int8", *RESNET)
-    assert result.returncode == 0, result.stderr
-    version = shared.cwd / "outputs/resnet50_int8/nvidia-int8/v1"
+def test_resnet50_int8_kit_is_signed_symmetric_and_passes_the_lint(shared: Cli, resnet_int8: Path):
+    version = resnet_int8
     assert {p.name for p in version.iterdir()} == KIT_FILES | {"manifest.json", "provenance.json"}
     model = onnx.load(str(version / "model.onnx"))
     assert lint(model) == []
@@ -85,7 +91,7 @@ def test_resnet50_int8_kit_is_signed_symmetric_and_passes_the_lint(shared: Cli):
     assert "stray.txt: extra file not in the manifest" in error_line(shared("verify", str(version)))
 
 
-def test_resnet50_fp16_kit_keeps_float32_io_and_stays_close_to_fp32(shared: Cli):
+def test_resnet50_fp16_kit_keeps_float32_io_and_stays_close_to_fp32(shared: Cli, resnet_int8: Path):
     result = shared("recipe=resnet50", "precision=fp16", *RESNET)
     assert result.returncode == 0, result.stderr
     version = shared.cwd / "outputs/resnet50/nvidia-fp16/v1"

@@ -127,7 +127,7 @@ def test_a_plugin_source_builds_and_unknown_sources_list_it(cli, tmp_path: Path,
     assert manifest["surgery"][0]["verified"] is True
     assert manifest["validation"]["cosine_mean"] > 0.999
     line = error_line(cli("recipe=tiny", "model.source=nonesuch", env=plugin_env))
-    assert "unknown model.source 'nonesuch'; available: torchvision, efficientnet_lite0, onnx, tinynet" in line
+    assert "unknown model.source 'nonesuch'; available: torchvision, efficientnet_lite0, onnx, huggingface, tinynet" in line
 
 
 def test_pass_errors_from_the_command_line_are_one_line(cli):
