@@ -7,6 +7,10 @@ STAMP  := $(VENV)/.optbuild-installed
 # tensorrt-stubs requires the real tensorrt (not installable here), so it goes in with --no-deps
 # into its own folder, and tools/trt_stubs.py makes a mypy-readable copy (see pyproject [tool.mypy]).
 TRT_STUBS := $(VENV)/trt-stubs
+# NVIDIA's quantizer (target=nvidia INT8) with only the two modules it imports beyond ours: its
+# `[onnx]` extra pins onnx and onnxruntime-gpu versions other than the project's, so it goes in
+# without dependencies (pinned in constraints.txt like everything else).
+MODELOPT := nvidia-modelopt nvidia-ml-py lief
 
 .PHONY: demo test test-fast typecheck lint-imports setup datasets clean
 
@@ -14,6 +18,7 @@ $(STAMP): pyproject.toml constraints.txt tools/trt_stubs.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[all,dev]'
+	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt $(MODELOPT)
 	rm -rf $(VENV)/trt-stubs-dist
 	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt --target $(VENV)/trt-stubs-dist tensorrt-stubs
 	$(BIN)/python tools/trt_stubs.py $(VENV)/trt-stubs-dist $(TRT_STUBS)

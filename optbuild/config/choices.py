@@ -139,6 +139,21 @@ class HardwareCompatibility(Choice):
     same_compute_capability = "same_compute_capability"
 
 
+class Int8Calibration(Choice):
+    """How NVIDIA's quantizer turns calibration statistics into INT8 ranges."""
+
+    max = "max"  # the largest |value| seen (EfficientNet-Lite0 and MiniLM measured best)
+    entropy = "entropy"  # the KL-divergence optimal clip (TensorRT's classic calibrator)
+
+
+class HighPrecision(Choice):
+    """The type of the ops an INT8 graph leaves unquantized."""
+
+    fp16 = "fp16"
+    bf16 = "bf16"
+    fp32 = "fp32"
+
+
 class ProfilingVerbosity(Choice):
     layer_names_only = "layer_names_only"
     detailed = "detailed"  # tactics per layer in the engine inspector: what the layer hash covers

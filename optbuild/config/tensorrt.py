@@ -8,7 +8,7 @@ from typing import Optional
 from omegaconf import MISSING
 from pydantic import ConfigDict, model_validator
 
-from optbuild.config.choices import HardwareCompatibility, ProfilingVerbosity
+from optbuild.config.choices import HardwareCompatibility, HighPrecision, Int8Calibration, ProfilingVerbosity
 from optbuild.config.rules import RuleError
 
 _STRICT = ConfigDict(extra="forbid")
@@ -51,6 +51,10 @@ class TensorRTConfig:
     # activations cost most accuracy (EfficientNet-Lite0: CPU-proxy agreement 0.47 with them
     # quantized, 0.9 without).
     int8_keep_float: list[str] = field(default_factory=lambda: ["first_conv", "depthwise_conv"])
+    # int8: NVIDIA's quantizer (modelopt) calibration, and the type of the ops it leaves
+    # unquantized (fp16, as NVIDIA's tools default to; half_keep_float32_ops stay float32).
+    int8_calibration: Int8Calibration = Int8Calibration.max
+    int8_high_precision: HighPrecision = HighPrecision.fp16
     # fp16/bf16: op types left in float32. Normalisation, softmax and reductions accumulate
     # sums whose half-precision rounding (and, for float16, overflow) costs accuracy, transformers
     # most of all. Empty: only what the converter itself must keep.

@@ -120,12 +120,13 @@ def checked(model: Any, scratch: str | None = None, check: bool = True) -> Any:
 
 
 def cpu_session(model: Any, *, optimization: str = "all", threads: int | None = None, spinning: bool = True,
-                scratch: str | None = None) -> Any:
+                scratch: str | None = None, disabled: tuple[str, ...] = ()) -> Any:
     """An ONNX Runtime CPU session of a model path, serialized bytes or ModelProto.
 
     `optimization`: "all" (ONNX Runtime's default), "basic" (Q/DQ nodes run as the graph
     writes them) or "none" (the graph's own arithmetic, for comparing graphs). `spinning=False`
-    keeps its idle workers from stealing the cores of whatever runs next (benchmarks)."""
+    keeps its idle workers from stealing the cores of whatever runs next (benchmarks). `disabled`:
+    ONNX Runtime graph rewrites to leave out, by name."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -139,13 +140,15 @@ def cpu_session(model: Any, *, optimization: str = "all", threads: int | None = 
         options.intra_op_num_threads = threads
     if not spinning:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    providers = ["CPUExecutionProvider"]
+    kwargs: dict[str, Any] = {"providers": ["CPUExecutionProvider"]}
+    if disabled:
+        kwargs["disabled_optimizers"] = list(disabled)
     if isinstance(model, (str, bytes, Path)):
-        return ort.InferenceSession(str(model) if isinstance(model, Path) else model, options, providers=providers)
+        return ort.InferenceSession(str(model) if isinstance(model, Path) else model, options, **kwargs)
     if not is_large(model):
-        return ort.InferenceSession(model.SerializeToString(), options, providers=providers)
+        return ort.InferenceSession(model.SerializeToString(), options, **kwargs)
     with on_disk(model, scratch) as path:
-        return ort.InferenceSession(path, options, providers=providers)
+        return ort.InferenceSession(path, options, **kwargs)
 
 
 def session(model: Any, scratch: str | None = None) -> Any:

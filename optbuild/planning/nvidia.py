@@ -58,8 +58,8 @@ def build_spec(config: Config) -> dict[str, Any]:
     """The engine's build settings as data (no paths): build_spec.json and part of the key."""
     settings = as_data(config.target.tensorrt)
     settings.pop("timing_cache")  # a path: its content digest is keyed instead
-    settings.pop("int8_keep_float")  # these two shape the graph (precision stage), not the builder
-    settings.pop("half_keep_float32_ops")
+    for graph_setting in ("int8_keep_float", "int8_calibration", "int8_high_precision", "half_keep_float32_ops"):
+        settings.pop(graph_setting)  # they shape the graph (precision stage), not the builder
     return {"schema": SPEC_SCHEMA, "precision": config.precision.name.value,
             "inputs": as_data(config.model.inputs), "tensorrt": settings}
 
@@ -81,14 +81,20 @@ def _precision_stage(config: Config, fp32: Output) -> StageSpec:
     deps: dict[str, Dependency] = {}
     if name is PrecisionName.int8:
         control, deps = quantization_inputs(config)
-        params.update(control, keep_float=list(config.target.tensorrt.int8_keep_float))
+        tensorrt = config.target.tensorrt
+        params.update(control, keep_float=list(tensorrt.int8_keep_float), int8={
+            "calibration_method": tensorrt.int8_calibration.value,
+            "high_precision": tensorrt.int8_high_precision.value,
+            "keep_float32_ops": list(tensorrt.half_keep_float32_ops), "model_type": as_data(config.quantize.model_type),
+            "smooth_quant_alpha": config.quantize.smooth_quant_alpha})
     elif name in (PrecisionName.fp16, PrecisionName.bf16):
         params["keep_float32_ops"] = list(config.target.tensorrt.half_keep_float32_ops)
         if name is PrecisionName.fp16 and config.calibration.dataset:  # measures float16 overflow on it
             deps = {"calibration": dataset(config.calibration, config)}
-    return StageSpec("precision", 6, precision.prepare, "setting precision in the graph (Q/DQ or float16/bfloat16)",
+    return StageSpec("precision", 7, precision.prepare, "setting precision in the graph (Q/DQ or float16/bfloat16)",
                      inputs={"model.onnx": fp32}, params=params, deps=deps,
-                     tools=ONNX_TOOLS, reports={"quantization": "", "tensorrt_lint": "lint"})
+                     tools=ONNX_TOOLS + (("nvidia-modelopt",) if name is PrecisionName.int8 else ()),
+                     reports={"quantization": "", "tensorrt_lint": "lint"})
 
 
 def plan(config: Config, host: Host) -> Plan:

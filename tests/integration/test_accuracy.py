@@ -107,11 +107,11 @@ def test_labeled_settings_on_unlabeled_data_fail_before_any_work(cli, cnn, tmp_p
     assert not (tmp_path / "outputs/fashion_mnist_cnn_int8").exists()
 
 
-def test_nvidia_accuracy_control_keeps_the_most_sensitive_layers_out_of_qdq(cli, cnn, tmp_path: Path):
-    """For TensorRT the Q/DQ graph is what gets built: the CPU proxy measures it. 16x wide loses
-    1.45 points there, and two of the three weighted layers in float recover it (20x wide
-    needs all three)."""
-    nvidia = ("target=nvidia", "target.engine=kit", *wide_calibration(tmp_path, 16), "validate.max_top1_drop=null", "validate.min_top1=null",
+def test_nvidia_accuracy_control_keeps_the_most_sensitive_layers_out_of_qdq(cli, cnn, hurt, tmp_path: Path):
+    """For TensorRT the Q/DQ graph is what gets built: the CPU proxy measures it. modelopt leaves
+    the 1-channel first conv and the batch-1 GEMMs in float by its own rules; 20x wide ranges on
+    the rest lose 2 points, and the second conv in float (of two candidates) recovers them."""
+    nvidia = ("target=nvidia", "target.engine=kit", *hurt, "validate.max_top1_drop=null", "validate.min_top1=null",
               "validate.min_top1_agreement=null")
     root = tmp_path / "outputs/fashion_mnist_cnn_int8/nvidia-int8"
     assert build(cli, cnn, *nvidia).returncode == 0

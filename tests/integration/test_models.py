@@ -26,7 +26,8 @@ def _weights(rng: np.random.Generator, name: str, *shape: int, scale: float = 0.
 
 def multi_io_model(path: Path) -> Path:
     """Token ids and a mask (int64, [batch, seq]) and dense features (float, [batch, 4]) in;
-    class logits [batch, 3] and per-token hidden states [batch, seq, 8] out."""
+    class logits [batch, 3] and per-token hidden states [batch, seq, 16] out (16 wide: NVIDIA's
+    quantizer leaves narrower GEMMs in float)."""
     rng = np.random.default_rng(0)
     nodes = [
         helper.make_node("Gather", ["emb", "input_ids"], ["e"], "embed"),
@@ -45,8 +46,8 @@ def multi_io_model(path: Path) -> Path:
          helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "seq"]),
          helper.make_tensor_value_info("feats", TensorProto.FLOAT, ["batch", 4])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 3]),
-         helper.make_tensor_value_info("hidden", TensorProto.FLOAT, ["batch", "seq", 8])],
-        [_weights(rng, "emb", 50, 8), _weights(rng, "wseq", 8, 8), _weights(rng, "wcls", 12, 3),
+         helper.make_tensor_value_info("hidden", TensorProto.FLOAT, ["batch", "seq", 16])],
+        [_weights(rng, "emb", 50, 16), _weights(rng, "wseq", 16, 16, scale=0.25), _weights(rng, "wcls", 20, 3),
          numpy_helper.from_array(np.array([2], np.int64), "axis2")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="optbuild-tests")
     onnx.checker.check_model(model)
@@ -172,7 +173,7 @@ def test_multi_input_multi_output_int8_for_intel(build: Cli, tmp_path: Path):
     for batch, seq in ((1, 4), (8, 64)):
         out = compiled({"input_ids": np.ones((batch, seq), np.int64), "attention_mask": np.ones((batch, seq), np.int64),
                         "feats": np.zeros((batch, 4), np.float32)})
-        assert out[compiled.output("hidden")].shape == (batch, seq, 8)
+        assert out[compiled.output("hidden")].shape == (batch, seq, 16)
         assert out[compiled.output("logits")].shape == (batch, 3)
 
 
@@ -195,6 +196,7 @@ def test_multi_input_int8_kit_for_nvidia_gets_one_profile_for_all_inputs(build: 
     assert [i.type.tensor_type.elem_type for i in model.graph.input] == [TensorProto.INT64, TensorProto.INT64,
                                                                          TensorProto.FLOAT]
     assert any(n.op_type == "QuantizeLinear" for n in model.graph.node)
+    assert manifest["quantization"]["quantized_layers"] >= 1  # seq_proj; the 3-class classifier is too narrow
 
 
 def test_a_missed_metric_gate_refuses_the_build_and_names_the_metric(build: Cli, tmp_path: Path):
@@ -259,6 +261,22 @@ class TestMiniLM:
         script = (version / "trtexec.sh").read_text()
         assert "--maxShapes=input_ids:32x256,attention_mask:32x256,token_type_ids:32x256" in script
 
+
+    def test_int8_kit_for_nvidia_quantizes_the_matmuls_after_smoothquant(self, shared: Cli):
+        result = shared("recipe=minilm_l6_int8", "target=nvidia", "target.engine=kit")
+        assert result.returncode == 0, result.stderr
+        version = shared.cwd / "outputs/minilm_l6_int8/nvidia-int8/v1"
+        manifest = manifest_of(version)
+        assert manifest["status"] == "passed" and manifest["tensorrt_lint"]["passed"]
+        values = metric_values(manifest["cpu_proxy"])
+        assert values[("cosine", "sentence_embedding")] >= 0.98
+        assert values[("retrieval_agreement", "sentence_embedding")] >= 0.85
+        quantization = manifest["quantization"]
+        assert quantization["quantized_op_types"] == ["MatMul"] and quantization["smooth_quant"]["alpha"] == 0.9
+        assert quantization["quantized_layers"] >= 36  # six layers of Q, K, V, output and two FFN GEMMs
+        model = onnx.load(str(version / "model.onnx"))
+        dequantized = {n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
+        assert {n.op_type for n in model.graph.node if set(n.input) & dequantized} == {"MatMul"}
 
 # --- A segmenter trained here on real Fashion-MNIST masks.
 

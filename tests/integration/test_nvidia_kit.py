@@ -78,6 +78,14 @@ def test_resnet50_int8_kit_is_signed_symmetric_and_passes_the_lint(shared: Cli, 
     assert manifest["statement"].startswith("No TensorRT engine was built")
     assert manifest["tensorrt_lint"]["passed"] is True
     assert manifest["quantization"]["activations"] == "int8 symmetric per-tensor"
+    assert manifest["quantization"]["quantizer"].startswith("nvidia-modelopt ")
+    assert "residual-add" in manifest["tensorrt_lint"]["rules"]
+    # TensorRT's placement: each residual Add reads one Conv output unquantized (Conv+Add fuse).
+    producers = {o: n for n in model.graph.node for o in n.output}
+    adds = [n for n in model.graph.node if n.op_type == "Add" and not set(n.input) & set(constants)]
+    assert len(adds) == 16
+    for add in adds:
+        assert any(producers[i].op_type == "Conv" for i in add.input), add.name
     assert manifest["cpu_proxy"]["samples"] == 8
     assert [a["path"] for a in manifest["artifacts"]] == sorted(KIT_FILES)
     assert shared("verify", str(version)).returncode == 0

@@ -93,3 +93,44 @@ def test_every_violation_is_reported_grouped_by_rule():
     found.append(Violation("no-dangling", "dq9", "reads neither a QuantizeLinear nor a constant"))
     assert grouped(found) == ("int8-zero-point: 5 node(s) ('q0', 'q1', 'q2', ...; first: has a UINT8 zero-point); "
                               "no-dangling: 1 node(s) ('dq9'; first: reads neither a QuantizeLinear nor a constant)")
+
+
+def residual(quantize_conv_output: bool, bias_qdq: bool = False) -> onnx.ModelProto:
+    """x → Q/DQ → Conv (float weight behind Q/DQ, per channel) → [Q/DQ?] → Add(·, Q/DQ(x)): a
+    residual block in NVIDIA's quantizer's style, or with the main branch quantized too."""
+    init = [numpy_helper.from_array(np.array(0.05, np.float32), "s"), numpy_helper.from_array(np.array(0, np.int8), "z"),
+            numpy_helper.from_array(np.full(3, 0.01, np.float32), "ws"), numpy_helper.from_array(np.zeros(3, np.int8), "wz"),
+            numpy_helper.from_array(np.ones((3, 3, 3, 3), np.float32), "w"),
+            numpy_helper.from_array(np.ones(3, np.float32), "b")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"], name="q_x"),
+             helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"], name="dq_x"),
+             helper.make_node("QuantizeLinear", ["w", "ws", "wz"], ["wq"], name="q_w", axis=0),
+             helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["wd"], name="dq_w", axis=0)]
+    conv_inputs = ["xd", "wd"]
+    if bias_qdq:
+        nodes += [helper.make_node("QuantizeLinear", ["b", "s", "z"], ["bq"], name="q_b"),
+                  helper.make_node("DequantizeLinear", ["bq", "s", "z"], ["bd"], name="dq_b")]
+        conv_inputs.append("bd")
+    nodes.append(helper.make_node("Conv", conv_inputs, ["c"], name="conv", pads=[1, 1, 1, 1]))
+    main = "c"
+    if quantize_conv_output:
+        nodes += [helper.make_node("QuantizeLinear", ["c", "s", "z"], ["cq"], name="q_c"),
+                  helper.make_node("DequantizeLinear", ["cq", "s", "z"], ["cd"], name="dq_c")]
+        main = "cd"
+    nodes.append(helper.make_node("Add", [main, "xd"], ["y"], name="residual_add"))
+    g = helper.make_graph(nodes, "res", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], init)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_float_weights_behind_qdq_and_an_unquantized_main_branch_pass():
+    assert lint(residual(quantize_conv_output=False)) == []
+
+
+def test_a_residual_add_with_its_conv_output_quantized_fails():
+    assert only(residual(quantize_conv_output=True)) == ("residual-add", "residual_add")
+    assert "straight from Conv 'conv'" in str(lint(residual(quantize_conv_output=True))[0])
+
+
+def test_a_quantized_bias_fails_as_a_constant_that_is_not_a_weight():
+    assert only(residual(quantize_conv_output=False, bias_qdq=True)) == ("constant-qdq", "dq_b")

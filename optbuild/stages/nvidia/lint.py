@@ -9,18 +9,30 @@ only symmetric signed INT8 for them. Each rule names the first node that breaks 
   axis (Conv 0, ConvTranspose 1, Gemm 0 with transB else 1, MatMul 1); activation scales are
   per-tensor;
 - `no-dangling`: every Q feeds only DQs, every DQ reads a Q or an INT8 constant (no INT32 bias DQ:
-  TensorRT has none).
+  TensorRT has none);
+- `constant-qdq`: a quantized constant is a weight (the weight input of Conv/ConvTranspose/Gemm/
+  MatMul), never a bias or another constant operand;
+- `residual-add`: no Add has every input quantized while one of them comes straight from a
+  weighted op: TensorRT fuses Conv+Add only when the weighted op's output stays unquantized and
+  the other (residual) input carries the Q/DQ (its explicit-quantization guide).
+
+Weights may be stored as INT8 constants (DQ only) or as float constants behind a Q/DQ pair
+(NVIDIA's quantizer does the latter); both are checked the same way. Every violation is
+reported; `grouped` summarises them by rule.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
 QDQ = ("QuantizeLinear", "DequantizeLinear")
+WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+RULES = ("qdq-only", "int8-zero-point", "per-channel-weights", "no-dangling", "constant-qdq", "residual-add")
 _INTEGER_OPS = ("ConvInteger", "MatMulInteger", "DynamicQuantizeLinear")
 
 
@@ -91,6 +103,7 @@ def lint(model: Any) -> list[Violation]:
             found += _quantize(graph, node, label, scale)
         else:
             found += _dequantize(graph, node, label, scale)
+    found += _residual_adds(model, graph)
     return found
 
 
@@ -114,7 +127,8 @@ def _zero_point(graph: _Graph, node: Any, label: str) -> list[Violation]:
 
 def _quantize(graph: _Graph, node: Any, label: str, scale: np.ndarray) -> list[Violation]:
     found = []
-    if scale.size != 1:
+    constant = node.input[0] in graph.constants
+    if scale.size != 1 and not constant:
         found.append(Violation("per-channel-weights", label, f"quantizes an activation with {scale.size} "
                                                              "scales: use one"))
     users = graph.consumers.get(node.output[0], [])
@@ -130,6 +144,9 @@ def _dequantize(graph: _Graph, node: Any, label: str, scale: np.ndarray) -> list
         source = graph.producers.get(node.input[0])
         if source is None or source.op_type != "QuantizeLinear":
             return [Violation("no-dangling", label, "reads neither a QuantizeLinear nor a constant")]
+        float_weight = graph.array(source.input[0])
+        if float_weight is not None:  # a float weight behind Q/DQ
+            return _weight(graph, node, label, scale, float_weight)
         if scale.size != 1:
             return [Violation("per-channel-weights", label, f"dequantizes an activation with {scale.size} "
                                                             "scales: use one")]
@@ -137,6 +154,11 @@ def _dequantize(graph: _Graph, node: Any, label: str, scale: np.ndarray) -> list
     if weight.dtype != np.int8:
         return [Violation("no-dangling", label, f"dequantizes a {weight.dtype} constant (e.g. an INT32 bias): "
                                                 "TensorRT only dequantizes INT8 here; keep it float")]
+    return _weight(graph, node, label, scale, weight)
+
+
+def _weight(graph: _Graph, node: Any, label: str, scale: np.ndarray, weight: np.ndarray) -> list[Violation]:
+    """A DQ of a constant: it must feed weight inputs, with one scale per output channel."""
     users = graph.consumers.get(node.output[0], [])
     axes = {_weight_axis(user, slot, weight.ndim) for user, slot in users}
     axis = axes.pop() if len(axes) == 1 else None
@@ -144,8 +166,9 @@ def _dequantize(graph: _Graph, node: Any, label: str, scale: np.ndarray) -> list
         return [Violation("no-dangling", label, "has no consumer")]
     if axis is None:
         what = ", ".join(sorted({f"{u.op_type}[{s}]" for u, s in users}))
-        return [Violation("per-channel-weights", label, f"feeds {what}, not the weight input of a "
-                                                        "Conv/ConvTranspose/Gemm/MatMul")]
+        return [Violation("constant-qdq", label, f"quantizes a constant that feeds {what}, not the weight input of "
+                                                 "a Conv/ConvTranspose/Gemm/MatMul (a bias or other constant): "
+                                                 "keep it float")]
     declared = next((a.i for a in node.attribute if a.name == "axis"), 1)
     declared = declared % weight.ndim if weight.ndim else 0
     channels = weight.shape[axis] if weight.ndim else 1
@@ -168,8 +191,36 @@ def grouped(violations: list[Violation], examples: int = 3) -> str:
     return "; ".join(parts)
 
 
+def _residual_adds(model: Any, graph: _Graph) -> list[Violation]:
+    found = []
+    for node in model.graph.node:
+        if node.op_type != "Add" or len(node.input) != 2 or any(i in graph.constants for i in node.input):
+            continue
+        sources = [_quantized_activation(graph, name) for name in node.input]
+        if all(source is not None for source in sources):
+            weighted = [s for s in sources if s is not None and s.op_type in WEIGHTED_OPS]
+            if weighted:
+                label = node.name or f"Add:{node.output[0]}"
+                found.append(Violation("residual-add", label, f"has both inputs quantized, one straight from "
+                                                              f"{weighted[0].op_type} '{weighted[0].name}': leave "
+                                                              "that output float so TensorRT fuses it into the Add"))
+    return found
+
+
+def _quantized_activation(graph: _Graph, name: str) -> Any:
+    """The node whose output reaches `name` through Q then DQ (None: `name` is not quantized, or
+    is a weight)."""
+    dq = graph.producers.get(name)
+    if dq is None or dq.op_type != "DequantizeLinear":
+        return None
+    q = graph.producers.get(dq.input[0])
+    if q is None or q.op_type != "QuantizeLinear" or q.input[0] in graph.constants:
+        return None
+    return graph.producers.get(q.input[0]) or SimpleNamespace(op_type="input", name=q.input[0])
+
+
 def summary(model: Any) -> dict[str, Any]:
     """What the lint looked at: counts a reader of the manifest can check."""
     ops = [node.op_type for node in model.graph.node]
     return {"quantize_linear": ops.count("QuantizeLinear"), "dequantize_linear": ops.count("DequantizeLinear"),
-            "rules": ["qdq-only", "int8-zero-point", "per-channel-weights", "no-dangling"], "passed": True}
+            "rules": list(RULES), "passed": True}

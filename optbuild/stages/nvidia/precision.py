@@ -84,9 +84,9 @@ def prepare(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> dic
             request = DatasetRequest.from_data(validation)
             data = load_labeled(request)
             report = restore_accuracy(inputs["model.onnx"], str(target), calibration, params["keep_float"],
-                                      data.samples, data.labels, control, request.batch)
+                                      params["int8"], data.samples, data.labels, control, request.batch)
         else:
-            report = int8.quantize(inputs["model.onnx"], str(target), calibration, params["keep_float"])
+            report = int8.quantize(inputs["model.onnx"], str(target), calibration, params["keep_float"], params["int8"])
         violations = lint.lint(onnx.load(str(target)))
         if violations:
             raise OptbuildError(f"TensorRT explicit-quantization lint failed on {len(violations)} node(s): "

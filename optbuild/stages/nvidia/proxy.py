@@ -16,10 +16,17 @@ from optbuild.passes.onnx_io import cpu_session
 from optbuild.stages.metrics import paired_outputs, validation_metrics
 from optbuild.stages.nvidia.half import emulate_bfloat16
 
+# ONNX Runtime rewrites that change what a Q/DQ graph computes (onnxruntime 1.32): one folds a
+# bias into INT32 through a float16 tensor, which overflows to inf when the graph's other ops are
+# float16 (EfficientNet-Lite0: a depthwise Conv's output became inf); the other drops a Relu in
+# front of a QuantizeLinear, which is only right for INT8 (wrong for FP8).
+UNFAITHFUL_REWRITES = ("WeightBiasQuantization", "ReluQuantRewrite")
+
 
 def qdq_session(model: Any) -> Any:
-    """ONNX Runtime with basic optimizations only, so Q/DQ nodes run as the graph writes them."""
-    return cpu_session(model, optimization="basic")
+    """ONNX Runtime with basic optimizations only, and none of the rewrites that change the
+    result, so Q/DQ nodes run as the graph writes them."""
+    return cpu_session(model, optimization="basic", disabled=UNFAITHFUL_REWRITES)
 
 
 def cpu_proxy(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> dict[str, Any]:
