@@ -7,10 +7,11 @@ STAMP  := $(VENV)/.optbuild-installed
 # tensorrt-stubs requires the real tensorrt (not installable here), so it goes in with --no-deps
 # into its own folder, and tools/trt_stubs.py makes a mypy-readable copy (see pyproject [tool.mypy]).
 TRT_STUBS := $(VENV)/trt-stubs
-# NVIDIA's quantizer (target=nvidia INT8) with only the two modules it imports beyond ours: its
-# `[onnx]` extra pins onnx and onnxruntime-gpu versions other than the project's, so it goes in
-# without dependencies (pinned in constraints.txt like everything else).
-MODELOPT := nvidia-modelopt nvidia-ml-py lief
+# NVIDIA's quantizer (target=nvidia INT8) with what it needs beyond ours (nvidia-ml-py and lief,
+# which its ONNX path imports, and pulp, its one other base requirement): its `[onnx]` extra pins
+# onnx and onnxruntime-gpu versions other than the project's, so it goes in without dependencies
+# (pinned in constraints.txt like everything else).
+MODELOPT := nvidia-modelopt nvidia-ml-py lief pulp
 
 .PHONY: demo test test-fast typecheck lint-imports setup datasets clean
 
