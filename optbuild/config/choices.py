@@ -29,6 +29,12 @@ class PrecisionName(Choice):
     fp16 = "fp16"
     bf16 = "bf16"
     int8 = "int8"
+    fp8 = "fp8"  # target=nvidia only: FP8 E4M3 Q/DQ for TensorRT
+
+    @property
+    def quantized(self) -> bool:
+        """Calibrated Q/DQ precisions: they need a calibration set and a quantizer."""
+        return self in (PrecisionName.int8, PrecisionName.fp8)
 
 
 class InferencePrecision(Choice):
@@ -44,6 +50,7 @@ ALLOWED_INFERENCE_PRECISIONS: dict[PrecisionName, tuple[InferencePrecision, ...]
     PrecisionName.fp16: (InferencePrecision.f16, InferencePrecision.f32),
     PrecisionName.bf16: (InferencePrecision.bf16, InferencePrecision.f32),
     PrecisionName.int8: (InferencePrecision.f32, InferencePrecision.bf16, InferencePrecision.f16),
+    PrecisionName.fp8: (InferencePrecision.f32, InferencePrecision.bf16, InferencePrecision.f16),
 }
 
 

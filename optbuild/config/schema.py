@@ -211,9 +211,13 @@ class Config:
 
     @model_validator(mode="after")
     def _cross_sections(self) -> Config:
-        int8 = self.precision.name is PrecisionName.int8
+        name = self.precision.name
+        if name is PrecisionName.fp8 and self.target.name is not TargetName.nvidia:
+            raise RuleError("precision", f"precision=fp8 is for target=nvidia (TensorRT on GPUs with FP8 tensor cores); "
+                            f"target={self.target.name.value} builds fp32, fp16, bf16 or int8")
+        int8 = name.quantized
         if int8 and self.calibration.dataset is None:
-            raise RuleError("calibration.dataset", "precision=int8 needs a calibration dataset: set "
+            raise RuleError("calibration.dataset", f"precision={name.value} needs a calibration dataset: set "
                             f"calibration.dataset ({', '.join(DatasetKind.values())})")
         control = self.quantize.accuracy_control
         if int8 and control.enabled and control.metric == AccuracyMetric.top1 and self.validate.unlabeled:
@@ -227,7 +231,7 @@ class Config:
 
     def _image_data_fits_the_input(self) -> None:
         """Image datasets decode to one image input: the model must have one, and no other."""
-        calibrates = self.precision.name is PrecisionName.int8 or (
+        calibrates = self.precision.name.quantized or (
             self.target.name is TargetName.nvidia and self.precision.name is PrecisionName.fp16)
         used = [("calibration", self.calibration)] if calibrates else []
         used += [("validate", self.validate)] if self.validate.enabled else []

@@ -79,7 +79,7 @@ def _precision_stage(config: Config, fp32: Output) -> StageSpec:
     name = config.precision.name
     params: dict[str, Any] = {"target": "nvidia", "precision": name.value, "inputs": as_data(config.model.inputs)}
     deps: dict[str, Dependency] = {}
-    if name is PrecisionName.int8:
+    if name.quantized:  # int8 or fp8: the same quantizer, in its mode
         control, deps = quantization_inputs(config)
         tensorrt = config.target.tensorrt
         params.update(control, keep_float=list(tensorrt.int8_keep_float), int8={
@@ -91,9 +91,9 @@ def _precision_stage(config: Config, fp32: Output) -> StageSpec:
         params["keep_float32_ops"] = list(config.target.tensorrt.half_keep_float32_ops)
         if name is PrecisionName.fp16 and config.calibration.dataset:  # measures float16 overflow on it
             deps = {"calibration": dataset(config.calibration, config)}
-    return StageSpec("precision", 7, precision.prepare, "setting precision in the graph (Q/DQ or float16/bfloat16)",
+    return StageSpec("precision", 8, precision.prepare, "setting precision in the graph (Q/DQ or float16/bfloat16)",
                      inputs={"model.onnx": fp32}, params=params, deps=deps,
-                     tools=ONNX_TOOLS + (("nvidia-modelopt",) if name is PrecisionName.int8 else ()),
+                     tools=ONNX_TOOLS + (("nvidia-modelopt",) if name.quantized else ()),
                      reports={"quantization": "", "tensorrt_lint": "lint"})
 
 

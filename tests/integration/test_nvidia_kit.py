@@ -118,6 +118,22 @@ def test_resnet50_fp16_kit_keeps_float32_io_and_stays_close_to_fp32(shared: Cli,
     assert "kept_float32_nodes" in manifest["quantization"]
 
 
+def test_resnet50_fp8_kit_is_e4m3_qdq_checked_on_the_cpu(shared: Cli, resnet_int8: Path):
+    result = shared("recipe=resnet50_int8", "precision=fp8", *RESNET)
+    assert result.returncode == 0, result.stderr
+    version = shared.cwd / "outputs/resnet50_int8/nvidia-fp8/v1"
+    manifest = manifest_of(version)
+    assert stage_hits(manifest)["export"] is True  # shared with the int8 kit
+    quantization = manifest["quantization"]
+    assert quantization["mode"] == "fp8" and quantization["activations"] == "fp8 e4m3 per-tensor"
+    assert quantization["quantized_layers"] >= 50 and manifest["tensorrt_lint"]["passed"]
+    model = onnx.load(str(version / "model.onnx"))
+    assert lint(model, "fp8") == [] and lint(model, "int8") != []  # E4M3 zero-points, not INT8 ones
+    zero_points = {n.input[2] for n in model.graph.node if n.op_type == "QuantizeLinear"}
+    assert {t.data_type for t in model.graph.initializer if t.name in zero_points} == {TensorProto.FLOAT8E4M3FN}
+    assert manifest["cpu_proxy"]["cosine_min"] >= 0.99  # ONNX Runtime's CPU provider runs E4M3 Q/DQ
+    assert "--fp8" not in (version / "trtexec.sh").read_text()  # strongly typed: the graph says FP8
+
 def test_efficientnet_lite0_int8_kit_records_cpu_proxy_agreement(cli, tmp_path: Path):
     result = cli("recipe=efficientnet_lite0_int8", "target=nvidia", "target.engine=kit")  # the acceptance command
     assert result.returncode == 0, result.stderr

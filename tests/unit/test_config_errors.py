@@ -22,7 +22,7 @@ CASES = [
     ("unknown dataset kind", ["recipe=small", "calibration.dataset=imagenet"], ["sample_photos, image_folder, npz"]),
     ("unknown recipe", ["recipe=nope"], ["unknown recipe 'nope'", "efficientnet_lite0_int8", "small"]),
     ("unknown target", ["recipe=small", "target=amd"], ["unknown target 'amd'", "intel, nvidia"]),
-    ("unknown precision", ["recipe=small", "precision=int4"], ["unknown precision 'int4'", "bf16, fp16, fp32, int8"]),
+    ("unknown precision", ["recipe=small", "precision=int4"], ["unknown precision 'int4'", "bf16, fp16, fp32, fp8, int8"]),
     ("unknown pass", ["recipe=small", "passes=[fold_constant]"], ["unknown pass 'fold_constant'", "fold_constants"]),
     ("bad pass parameter", ["recipe=small", "passes=[{name:fold_constants,size:1}]"], ["fold_constants", "'size'"]),
     ("recipe escapes its dir", ["recipe=../../etc/passwd"], ["not a plain name"]),
@@ -205,5 +205,16 @@ def test_passes_verb_lists_passes_with_parameters(run) -> None:
 ])
 def test_bad_tune_settings_fail_before_any_work(run, tmp_path: Path, override: str, says: str):
     line = error_line(run("recipe=small", "tune.enabled=true", override))
+    assert says in line
+    assert not (tmp_path / "outputs/.cache/actions").exists()
+
+
+@pytest.mark.parametrize("overrides, says", [
+    (("precision=fp8",), "precision=fp8 is for target=nvidia"),
+    (("precision=fp8", "target=nvidia", "target.engine=kit", "calibration.dataset=null"),
+     "precision=fp8 needs a calibration dataset"),
+])
+def test_fp8_is_refused_where_it_cannot_build_before_any_work(run, tmp_path: Path, overrides, says: str):
+    line = error_line(run("recipe=small", *overrides))
     assert says in line
     assert not (tmp_path / "outputs/.cache/actions").exists()

@@ -55,12 +55,12 @@ def test_well_formed_signed_symmetric_graph_passes():
 @pytest.mark.parametrize("zp", [np.uint8(0), np.int8(3)])
 def test_unsigned_or_nonzero_zero_point_fails_naming_the_node(zp):
     found = lint(graph(act_zp=zp))
-    assert {(v.rule, v.node) for v in found} == {("int8-zero-point", "quant_input"),
-                                                  ("int8-zero-point", "dequant_input")}
+    assert {(v.rule, v.node) for v in found} == {("zero-point", "quant_input"),
+                                                  ("zero-point", "dequant_input")}
 
 
 def test_missing_zero_point_means_uint8_and_fails():
-    assert only(graph(drop_q_zp=True)) == ("int8-zero-point", "quant_input")
+    assert only(graph(drop_q_zp=True)) == ("zero-point", "quant_input")
 
 
 def test_per_tensor_weight_scale_fails():
@@ -89,9 +89,9 @@ def test_quantized_operators_fail():
 def test_every_violation_is_reported_grouped_by_rule():
     from optbuild.stages.nvidia.lint import Violation, grouped
 
-    found = [Violation("int8-zero-point", f"q{i}", "has a UINT8 zero-point") for i in range(5)]
+    found = [Violation("zero-point", f"q{i}", "has a UINT8 zero-point") for i in range(5)]
     found.append(Violation("no-dangling", "dq9", "reads neither a QuantizeLinear nor a constant"))
-    assert grouped(found) == ("int8-zero-point: 5 node(s) ('q0', 'q1', 'q2', ...; first: has a UINT8 zero-point); "
+    assert grouped(found) == ("zero-point: 5 node(s) ('q0', 'q1', 'q2', ...; first: has a UINT8 zero-point); "
                               "no-dangling: 1 node(s) ('dq9'; first: reads neither a QuantizeLinear nor a constant)")
 
 
@@ -134,3 +134,25 @@ def test_a_residual_add_with_its_conv_output_quantized_fails():
 
 def test_a_quantized_bias_fails_as_a_constant_that_is_not_a_weight():
     assert only(residual(quantize_conv_output=False, bias_qdq=True)) == ("constant-qdq", "dq_b")
+
+
+def fp8(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The same graph with E4M3 zero-points and an E4M3 weight, as an FP8 build stores them."""
+    retyped = []
+    for tensor in model.graph.initializer:
+        if tensor.name in ("act_zp", "w_zp", "w_q"):
+            values = numpy_helper.to_array(tensor).astype(np.float32)
+            tensor = helper.make_tensor(tensor.name, TensorProto.FLOAT8E4M3FN, values.shape, values.ravel().tolist())
+        retyped.append(tensor)
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(retyped)
+    model.opset_import[0].version = 19  # the first opset with float8 Q/DQ
+    return model
+
+
+def test_fp8_graph_passes_as_fp8_and_is_not_mistaken_for_int8():
+    assert lint(fp8(graph()), "fp8") == []
+    found = lint(fp8(graph()), "int8")
+    assert {v.rule for v in found} == {"zero-point", "no-dangling"}
+    assert "needs INT8 zero-points" in next(v.message for v in found if v.rule == "zero-point")
+    assert {v.rule for v in lint(graph(), "fp8")} == {"zero-point", "no-dangling"}  # and the other way round

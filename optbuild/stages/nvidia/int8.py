@@ -1,4 +1,4 @@
-"""INT8 for TensorRT: NVIDIA TensorRT Model Optimizer's ONNX post-training quantization.
+"""INT8 and FP8 for TensorRT: NVIDIA TensorRT Model Optimizer's ONNX post-training quantization.
 
 `modelopt.onnx.quantization.quantize` places Q/DQ the way TensorRT's explicit-quantization guide
 asks: on the inputs of quantizable ops only (never on the output of a weighted op that feeds a
@@ -6,7 +6,8 @@ residual Add, so TensorRT fuses Conv+Add), signed symmetric INT8 with per-tensor
 per-output-channel weight scales, biases in float. Calibration runs here, on ONNX Runtime's CPU
 provider, over the recipe's seeded calibration set. Ops left unquantized run in
 `high_precision` (fp16 by default, as NVIDIA's tools do; the recipe's
-`half_keep_float32_ops` stay float32).
+`half_keep_float32_ops` stay float32). FP8 (`settings["mode"] == "fp8"`) is the same with E4M3
+Q/DQ, which ONNX Runtime's CPU provider runs, so the CPU proxy checks it too.
 
 Transformers (`quantize.model_type: transformer`) get MatMul-only quantization after a
 SmoothQuant pass (smooth.py), alpha 0.9 unless the recipe sets `quantize.smooth_quant_alpha`.
@@ -29,6 +30,10 @@ import numpy as np
 from optbuild.errors import OptbuildError, first_line
 from optbuild.stages.nvidia import smooth
 
+FORMATS = {  # what the manifest says each mode's Q/DQ hold
+    "int8": {"activations": "int8 symmetric per-tensor", "weights": "int8 symmetric per-channel"},
+    "fp8": {"activations": "fp8 e4m3 per-tensor", "weights": "fp8 e4m3 per-channel"},
+}
 TRANSFORMER_OPS = ["MatMul"]  # what a transformer quantizes: its GEMMs, not its residual Adds
 TRANSFORMER_ALPHA = 0.9  # measured on all-MiniLM-L6-v2: 0.9 keeps retrieval agreement >= 0.85, 0.7 does not
 
@@ -90,15 +95,17 @@ def quantize(source: str, target: str, batches: list[dict[str, np.ndarray]], kee
         onnx.save(model, str(work))
         _run_modelopt(str(work), target, data, shapes, excluded, settings, TRANSFORMER_OPS if transformer else None)
     layers = quantized_layers(onnx.load(target))
+    mode = settings.get("mode", "int8")
     if not layers:
         kept = f"; target.tensorrt.int8_keep_float kept {len(excluded)} more" if excluded else ""
-        raise OptbuildError("precision int8: NVIDIA's quantizer found no layer TensorRT would run faster in INT8 (it "
+        raise OptbuildError(f"precision {mode}: NVIDIA's quantizer found no layer TensorRT would run faster in "
+                            f"{mode.upper()} (it "
                             "leaves GEMMs with K or N under 16, GEMVs and convolutions under 16 channels in float"
                             f"{kept}): use precision=fp16 for this model")
     high = settings.get("high_precision", "fp16")
     return {
         "quantizer": f"nvidia-modelopt {metadata.version('nvidia-modelopt')} (modelopt.onnx.quantization.quantize)",
-        "format": "QDQ", "activations": "int8 symmetric per-tensor", "weights": "int8 symmetric per-channel",
+        "format": "QDQ", "mode": mode, **FORMATS[mode],
         "calibration_method": settings.get("calibration_method", "max"),
         "calibration_runtime": "onnxruntime CPUExecutionProvider",
         "calibration_samples": int(sum(len(next(iter(b.values()))) for b in batches)),
@@ -127,7 +134,7 @@ def _run_modelopt(work: str, target: str, data: dict[str, np.ndarray], shapes: s
                             "installs nvidia-modelopt without its dependencies (see the README)") from err
     logging.getLogger("modelopt.onnx").addFilter(_NoGpuProbe())
     try:
-        moq.quantize(onnx_path=work, quantize_mode="int8", calibration_data=data, calibration_shapes=shapes,
+        moq.quantize(onnx_path=work, quantize_mode=settings.get("mode", "int8"), calibration_data=data, calibration_shapes=shapes,
                      calibration_method=settings.get("calibration_method", "max"), calibration_eps=["cpu"],
                      nodes_to_exclude=[f"^{re.escape(name)}$" for name in excluded] or None,
                      op_types_to_quantize=op_types, high_precision_dtype=settings.get("high_precision", "fp16"),

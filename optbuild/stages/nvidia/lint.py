@@ -1,10 +1,11 @@
-"""TensorRT explicit-quantization lint for an INT8 ONNX graph.
+"""TensorRT explicit-quantization lint for an INT8 or FP8 ONNX graph.
 
-TensorRT builds INT8 only from explicit QuantizeLinear/DequantizeLinear pairs and supports
-only symmetric signed INT8 for them. Each rule names the first node that breaks it:
+TensorRT builds INT8 and FP8 only from explicit QuantizeLinear/DequantizeLinear pairs and
+supports only symmetric signed INT8 (or FP8 E4M3) for them. The rules:
 
 - `qdq-only`: no QLinear*/ConvInteger/MatMulInteger ops and no Q/DQ outside the ONNX domain;
-- `int8-zero-point`: every Q/DQ has an INT8 zero-point (a missing one means UINT8) that is 0;
+- `zero-point`: every Q/DQ has a zero-point of the graph's type (INT8, or FLOAT8E4M3FN for FP8;
+  a missing one means UINT8) that is 0;
 - `per-channel-weights`: weight DQs have one scale per output channel on that op's output-channel
   axis (Conv 0, ConvTranspose 1, Gemm 0 with transB else 1, MatMul 1); activation scales are
   per-tensor;
@@ -32,7 +33,7 @@ import numpy as np
 
 QDQ = ("QuantizeLinear", "DequantizeLinear")
 WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
-RULES = ("qdq-only", "int8-zero-point", "per-channel-weights", "no-dangling", "constant-qdq", "residual-add")
+RULES = ("qdq-only", "zero-point", "per-channel-weights", "no-dangling", "constant-qdq", "residual-add")
 _INTEGER_OPS = ("ConvInteger", "MatMulInteger", "DynamicQuantizeLinear")
 
 
@@ -63,8 +64,9 @@ def _weight_axis(consumer: Any, slot: int, rank: int) -> int | None:
 class _Graph:
     """Index of a graph for the rules: constants, producers and consumers by tensor name."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, element: int) -> None:
         graph = model.graph
+        self.element = element  # the quantized type's TensorProto id
         self.constants = {t.name: t for t in graph.initializer}
         for node in graph.node:  # Constant nodes are constants too
             if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
@@ -82,8 +84,15 @@ class _Graph:
         return numpy_helper.to_array(self.constants[name]) if name in self.constants else None
 
 
-def lint(model: Any) -> list[Violation]:
-    graph, found = _Graph(model), []
+# The zero-point (and stored weight) type TensorRT reads for each quantized precision.
+ZERO_POINT_TYPES = {"int8": "INT8", "fp8": "FLOAT8E4M3FN"}
+
+
+def lint(model: Any, mode: str = "int8") -> list[Violation]:
+    """Every violation of the rules in a graph quantized to `mode` (int8 or fp8)."""
+    import onnx
+
+    graph, found = _Graph(model, getattr(onnx.TensorProto, ZERO_POINT_TYPES[mode])), []
     for node in model.graph.node:
         label = node.name or f"{node.op_type}:{node.output[0]}"
         if node.op_type.startswith("QLinear") or node.op_type in _INTEGER_OPS:
@@ -113,15 +122,15 @@ def _zero_point(graph: _Graph, node: Any, label: str) -> list[Violation]:
     zero_point = node.input[2] if len(node.input) > 2 and node.input[2] else None
     if zero_point is None:
         return [] if node.op_type != "QuantizeLinear" else [Violation(
-            "int8-zero-point", label, "has no zero-point, which means UINT8: give an INT8 zero-point of 0")]
+            "zero-point", label, "has no zero-point, which means UINT8: give a signed zero-point of 0")]
     if zero_point not in graph.constants:
-        return [Violation("int8-zero-point", label, "has a zero-point that is not a constant")]
+        return [Violation("zero-point", label, "has a zero-point that is not a constant")]
     zp, zp_type = graph.array(zero_point), graph.constants[zero_point].data_type
-    if zp is not None and (zp_type != onnx.TensorProto.INT8 or np.any(zp != 0)):
-        kind = onnx.TensorProto.DataType.Name(zp_type)
-        return [Violation("int8-zero-point", label, f"has a {kind} zero-point with values "
-                                                    f"{np.unique(zp)[:4].tolist()}: TensorRT needs INT8 "
-                                                    "zero-points equal to 0")]
+    if zp is not None and (zp_type != graph.element or np.any(zp.astype(np.float32) != 0)):
+        kind, wanted = onnx.TensorProto.DataType.Name(zp_type), onnx.TensorProto.DataType.Name(graph.element)
+        return [Violation("zero-point", label, f"has a {kind} zero-point with values "
+                                               f"{np.unique(zp.astype(np.float32))[:4].tolist()}: TensorRT needs "
+                                               f"{wanted} zero-points equal to 0")]
     return []
 
 
@@ -151,9 +160,9 @@ def _dequantize(graph: _Graph, node: Any, label: str, scale: np.ndarray) -> list
             return [Violation("per-channel-weights", label, f"dequantizes an activation with {scale.size} "
                                                             "scales: use one")]
         return []
-    if weight.dtype != np.int8:
+    if graph.constants[node.input[0]].data_type != graph.element:
         return [Violation("no-dangling", label, f"dequantizes a {weight.dtype} constant (e.g. an INT32 bias): "
-                                                "TensorRT only dequantizes INT8 here; keep it float")]
+                                                "TensorRT only dequantizes the quantized type here; keep it float")]
     return _weight(graph, node, label, scale, weight)
 
 

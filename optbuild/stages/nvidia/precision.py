@@ -1,7 +1,8 @@
 """Stage `precision` (nvidia): the strongly typed ONNX that TensorRT builds from.
 
-int8: signed symmetric Q/DQ calibrated on the recipe's data (int8.py), then the TensorRT
-explicit-quantization lint (lint.py): a failed rule fails the build naming the node.
+int8 / fp8: signed symmetric Q/DQ (INT8, or FP8 E4M3 for Hopper/Ada/Blackwell) calibrated on the
+recipe's data by NVIDIA's quantizer (int8.py), then the TensorRT explicit-quantization lint
+(lint.py): a failed rule fails the build naming the nodes.
 fp16/bf16: converted types with float32 inputs/outputs (half.py). fp32: the graph as it is.
 """
 
@@ -16,6 +17,8 @@ from optbuild.stages.model_inputs import check_inputs
 from optbuild.stages.nvidia import half, int8, lint
 from optbuild.stages.nvidia.engine import EngineBuildError
 from optbuild.stages.nvidia.engine import check_profiles as check_engine_profiles
+
+QUANTIZED = ("int8", "fp8")
 
 
 def _calibration(params: dict[str, Any]) -> list[Feeds]:
@@ -76,7 +79,8 @@ def prepare(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> dic
     check_inputs(model, params["inputs"])
     precision, target = params["precision"], Path(out_dir, "model.onnx")
     calibration = _calibration(params)
-    if precision == "int8":
+    if precision in QUANTIZED:
+        settings = {**params["int8"], "mode": precision}
         control, validation = params.get("accuracy_control"), params.get("validation")
         if control and validation:
             from optbuild.stages.nvidia.sensitivity import restore_accuracy
@@ -84,13 +88,14 @@ def prepare(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> dic
             request = DatasetRequest.from_data(validation)
             data = load_labeled(request)
             report = restore_accuracy(inputs["model.onnx"], str(target), calibration, params["keep_float"],
-                                      params["int8"], data.samples, data.labels, control, request.batch)
+                                      settings, data.samples, data.labels, control, request.batch)
         else:
-            report = int8.quantize(inputs["model.onnx"], str(target), calibration, params["keep_float"], params["int8"])
-        violations = lint.lint(onnx.load(str(target)))
+            report = int8.quantize(inputs["model.onnx"], str(target), calibration, params["keep_float"], settings)
+        violations = lint.lint(onnx.load(str(target)), precision)
         if violations:
             raise OptbuildError(f"TensorRT explicit-quantization lint failed on {len(violations)} node(s): "
-                                f"{lint.grouped(violations)}; the quantized graph cannot build as INT8 in TensorRT")
+                                f"{lint.grouped(violations)}; the quantized graph cannot build as "
+                                f"{precision.upper()} in TensorRT")
         report["lint"] = lint.summary(onnx.load(str(target)))
     elif precision in ("fp16", "bf16"):
         convert = half.to_float16 if precision == "fp16" else half.to_bfloat16
@@ -100,4 +105,4 @@ def prepare(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> dic
     else:
         onnx.save(model, str(target))
         report = {"conversion": "none: float32 graph"}
-    return {"files": ["model.onnx"], "data": {"precision": precision, "quantized": precision == "int8", **report}}
+    return {"files": ["model.onnx"], "data": {"precision": precision, "quantized": precision in QUANTIZED, **report}}
