@@ -36,25 +36,26 @@ class BuildOutcome:
     manifest: dict[str, Any]
 
 
-def _run(config: Config, stages: list[StageSpec], log_path: str | None,
-         console: Console) -> tuple[Runner, dict[str, StageResult]]:
+def _run(config: Config, stages: list[StageSpec], log_path: str | None, console: Console,
+         timeline: list[dict[str, Any]] | None) -> tuple[Runner, dict[str, StageResult]]:
     out_dir = Path(config.out_dir)
     store = Store(config.cache_dir or out_dir / ".cache", local=out_dir / ".cache")  # local half of a URL cache_dir
     progress = StageProgress(console, enabled=config.progress)
-    runner = Runner(store, progress, log_path)
+    runner = Runner(store, progress, log_path, timeline)
     try:
         return runner, {r.name: r for r in runner.run(stages)}
     finally:
         progress.stop()
 
 
-def passes_dry_run(config: Config, log_path: str | None, console: Console) -> None:
+def passes_dry_run(config: Config, log_path: str | None, console: Console,
+                   timeline: list[dict[str, Any]] | None = None) -> None:
     """`passes_only=true`: the stages up to surgery (cached like any build), then what each
     pass changed. Nothing is published; a later full build reuses these stages."""
     from optbuild.publish.inspect import surgery_lines
 
     build_plan = plan(config)
-    runner, results = _run(config, build_plan.through(build_plan.surgery), log_path, console)
+    runner, results = _run(config, build_plan.through(build_plan.surgery), log_path, console, timeline)
     for line in surgery_lines(results[build_plan.surgery].reported("passes")):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
     console.print(f"graph after surgery: {runner.output_path(build_plan.surgery, 'model.onnx')} "
@@ -87,9 +88,10 @@ def warn_about(measured: dict[str, Any], gates: list[dict[str, Any]]) -> None:
 
 
 def build(config: Config, recipe: RecipeFile, overrides: list[str], resolved: dict[str, Any],
-          log_path: str | None, console: Console) -> BuildOutcome:
+          log_path: str | None, console: Console, timeline: list[dict[str, Any]] | None = None) -> BuildOutcome:
+    """`timeline`, when given, receives each stage's entry as the runner goes (pipeline/runner.py)."""
     build_plan = plan(config)
-    runner, results = _run(config, build_plan.stages, log_path, console)
+    runner, results = _run(config, build_plan.stages, log_path, console, timeline)
     measured = _measured(build_plan, results)
     gates = [gate for record in build_plan.gated
              for gate in check_gates(config.validate, measured.get(record.field), record.label)]

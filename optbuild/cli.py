@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
         from optbuild.verbs import run_verb
 
         return _guarded(lambda: run_verb(argv[0], argv[1:]), argv)
+    from optbuild.core.machine import mark_process
+
+    mark_process()  # parallel launchers' workers inherit it: a benchmark sees them as optbuild's
     return _guarded(lambda: _hydra_build(argv), argv)
 
 

@@ -53,6 +53,9 @@ class BuildJob:
         from hydra.types import RunMode
 
         _stdlib_start_method()
+        from optbuild.core.machine import mark_process
+
+        mark_process()  # its stage workers count as optbuild processes (a benchmark's contention check)
         hydra = HydraConfig.get()
         overrides = list(hydra.overrides.task)
         sweep = hydra.mode == RunMode.MULTIRUN
@@ -68,7 +71,8 @@ class BuildJob:
             write_record(job_dir, record)  # "running": a job that dies leaves this behind
             if sweep:
                 self.console.rule(f"[bold]job {hydra.job.num}[/]: {label}")
-            outcome = self._build(cfg, hydra.runtime.choices["recipe"], overrides, str(log_path), sweep)
+            outcome = self._build(cfg, hydra.runtime.choices["recipe"], overrides, str(log_path), sweep,
+                                  record.stages)
             if outcome is not None:  # None: a passes_only dry run, nothing published
                 record.succeeded(str(outcome.packaged.path.absolute()), outcome.packaged.reused)
             else:
@@ -98,7 +102,7 @@ class BuildJob:
                 handler.close()
 
     def _build(self, cfg: DictConfig, recipe_name: str, overrides: list[str], log_path: str,
-               sweep: bool) -> Any:
+               sweep: bool, timeline: list[dict[str, Any]]) -> Any:
         from optbuild.build import build, passes_dry_run
         from optbuild.config.compose import plain_config
         from optbuild.config.validate import check
@@ -108,8 +112,8 @@ class BuildJob:
         if config.passes_only:
             if sweep:
                 raise OptbuildError("passes_only=true is a dry run of one build: run it without -m")
-            return passes_dry_run(config, log_path, self.console)
-        return build(config, self.recipes[recipe_name], overrides, resolved, log_path, self.console)
+            return passes_dry_run(config, log_path, self.console, timeline)
+        return build(config, self.recipes[recipe_name], overrides, resolved, log_path, self.console, timeline)
 
 
 def _save(job_dir: Path, record: JobRecord) -> None:

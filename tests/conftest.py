@@ -6,12 +6,26 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "openvino", "nncf")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Each xdist worker gets its own temp directory, and with it its own measuring turns
+    (optbuild/pipeline/measuring.py): the two workers are independent test runs whose benchmarks
+    check behaviour, not speed, so one worker's benchmark must not pause the other's builds.
+    Tests of the turns across processes give their lock directory explicitly."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        folder = Path(tempfile.gettempdir()) / f"optbuild-tests-{os.getuid()}-{worker}"
+        folder.mkdir(exist_ok=True)
+        os.environ["TMPDIR"] = str(folder)  # CLI subprocesses inherit it
+        tempfile.tempdir = None  # this process: recomputed from TMPDIR
 
 
 @pytest.fixture(scope="session")

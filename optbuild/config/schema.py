@@ -10,6 +10,7 @@ choose values that differ).
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field, is_dataclass
 from enum import Enum
 from typing import Any, Optional
@@ -36,6 +37,7 @@ from optbuild.config.rules import MAX_SECONDS, RuleError, at_least, within
 from optbuild.config.tensorrt import TensorRTConfig
 
 _STRICT = ConfigDict(extra="forbid")
+_TOKEN = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 def as_data(value: Any) -> Any:
@@ -112,6 +114,17 @@ class BenchmarkConfig:
     warmup: int = 10
     throughput_seconds: float = 3.0  # async throughput: how long each model runs with all requests busy
     torch_baseline: bool = True  # also time the torch eager model when the source is a torch model
+    # Any token (a date, a counter): it enters the benchmark stage's cache key, so a new token
+    # measures again instead of reusing a benchmark cached earlier (e.g. under a busy sweep).
+    remeasure: Optional[str] = None
+
+    @field_validator("remeasure")
+    @classmethod
+    def _token(cls, value: str | None) -> str | None:
+        if value is not None and not _TOKEN.fullmatch(value):
+            raise RuleError("remeasure", f"benchmark.remeasure={value!r} must be a short token: 1 to 64 letters, "
+                                         "digits or . _ - : (e.g. benchmark.remeasure=2026-11-25)")
+        return value
 
     @model_validator(mode="after")
     def _bounds(self) -> BenchmarkConfig:

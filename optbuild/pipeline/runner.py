@@ -1,5 +1,9 @@
 """The stage runner: computes each stage's cache key, reuses a recorded result or runs the
-stage (in a fresh process) and stores its outputs by content."""
+stage (in a fresh process) and stores its outputs by content.
+
+A stage that runs first takes its machine-wide turn (pipeline/measuring.py: measuring stages
+alone, build stages side by side), and the runner notes in its timeline when it really ran
+(wall clock, inside the turn), so a sweep can show that no measurement overlapped a build."""
 
 from __future__ import annotations
 
@@ -7,10 +11,11 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from optbuild.errors import OptbuildError
 from optbuild.pipeline.isolate import run_isolated
+from optbuild.pipeline.measuring import measures, turn
 from optbuild.pipeline.stage import StageResult, StageSpec
 from optbuild.store import ActionRecord, Store
 
@@ -29,11 +34,14 @@ class Observer(Protocol):
 
 
 class Runner:
-    def __init__(self, store: Store, observer: Observer, log_path: str | None = None) -> None:
+    def __init__(self, store: Store, observer: Observer, log_path: str | None = None,
+                 timeline: list[dict[str, Any]] | None = None) -> None:
         self.store = store
         self.observer = observer
         self.log_path = log_path
         self.results: dict[str, StageResult] = {}
+        # One entry per stage, in order: cache hit or not, and when it ran (epoch seconds).
+        self.timeline: list[dict[str, Any]] = timeline if timeline is not None else []
 
     def run(self, stages: list[StageSpec]) -> list[StageResult]:
         for spec in stages:
@@ -63,12 +71,29 @@ class Runner:
             hit = record is not None
             if record is None:
                 record = self._execute(spec, key)
+            else:
+                self.timeline.append({"stage": spec.name, "cache_hit": True, "measuring": measures(spec.name)})
         result = StageResult(spec.name, key, hit, record.seconds, digests, record.outputs, record.data,
                              material, dict(spec.inputs))
         self.observer.finished(result)
         return result
 
     def _execute(self, spec: StageSpec, key: str) -> ActionRecord:
+        entry: dict[str, Any] = {"stage": spec.name, "cache_hit": False, "measuring": measures(spec.name),
+                                 "pid": os.getpid(), "started": None, "ended": None, "ok": False}
+        self.timeline.append(entry)
+        with turn(spec.name):
+            entry["started"] = round(time.time(), 3)
+            try:
+                record = self._run_stage(spec, key)
+            finally:
+                entry["ended"] = round(time.time(), 3)
+        entry["ok"] = True
+        self.store.put_action(record)
+        log.info("stage %s ran in %.1fs (key %s)", spec.name, record.seconds, key)
+        return record
+
+    def _run_stage(self, spec: StageSpec, key: str) -> ActionRecord:
         started = time.perf_counter()
         with self.store.scratch() as scratch:
             in_dir, out_dir = Path(scratch, "in"), Path(scratch, "out")
@@ -83,8 +108,4 @@ class Runner:
             outputs = {
                 name: self.store.put_file(out_dir / name) for name in sorted(produced.get("files", []))
             }
-        record = ActionRecord(spec.name, key, outputs, produced.get("data", {}),
-                              round(time.perf_counter() - started, 3))
-        self.store.put_action(record)
-        log.info("stage %s ran in %.1fs (key %s)", spec.name, record.seconds, key)
-        return record
+        return ActionRecord(spec.name, key, outputs, produced.get("data", {}), round(time.perf_counter() - started, 3))

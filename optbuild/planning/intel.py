@@ -105,10 +105,11 @@ def _benchmark(config: Config, deployed: dict[str, Output]) -> StageSpec:
     if torch and config.model.weights is not None:
         measured["weights.pt"] = Output("source", "weights.pt")
     bench = config.benchmark
-    return StageSpec("benchmark", 3, benchmark.benchmark,
+    return StageSpec("benchmark", 4, benchmark.benchmark,
                      "benchmarking latency and throughput against ONNX Runtime FP32 (and torch)", inputs=measured,
                      params={"inputs": model_inputs(config), "iterations": bench.iterations,
-                             "warmup": bench.warmup, "throughput_seconds": bench.throughput_seconds, "torch": torch},
+                             "warmup": bench.warmup, "throughput_seconds": bench.throughput_seconds, "torch": torch,
+                             "remeasure": bench.remeasure},
                      tools=OV_TOOLS + ONNX_TOOLS + (TORCH_TOOLS if torch else ()), platform=True,
                      reports={"benchmark": "benchmark"})
 

@@ -140,6 +140,25 @@ def latency_stats(seconds: list[float]) -> dict[str, float]:
     }
 
 
+CI_LEVEL = 0.95
+_CI_Z = 1.959964  # two-sided normal quantile of CI_LEVEL
+
+
+def latency_spread(seconds: list[float]) -> dict[str, Any]:
+    """p10/p50/p90 and a distribution-free confidence interval of the median: the order
+    statistics at ranks n/2 -+ z*sqrt(n)/2 (binomial, normal approximation), which cover the true
+    median with about CI_LEVEL probability whatever the latency distribution looks like. With few
+    runs the interval widens to the extreme samples."""
+    ms = np.sort(np.asarray(seconds) * 1000.0)
+    n = len(ms)
+    half = _CI_Z * np.sqrt(n) / 2
+    low, high = max(int(round(n / 2 - half)), 1), min(int(round(1 + n / 2 + half)), n)  # 1-based ranks
+    return {
+        "p10_ms": float(np.percentile(ms, 10)), "p50_ms": float(np.median(ms)), "p90_ms": float(np.percentile(ms, 90)),
+        "median_ci_ms": [float(ms[low - 1]), float(ms[high - 1])], "median_ci_level": CI_LEVEL,
+    }
+
+
 def paired_outputs(samples: Feeds, batch: int, reference: Model, candidate: Model
                    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Both models on the same batches of `samples` (a trailing partial batch is dropped): each

@@ -4,13 +4,20 @@ Jobs of a sweep may run in other processes (joblib) or on other machines (Ray, S
 launching process learns what happened only from these files. A job writes its record as
 "running" when it starts and rewrites it when it ends; a record still "running" at the end of
 the sweep, or a job directory without one, belongs to a job that died.
+
+`stages` is the job's timeline: each stage in order, whether it was a cache hit, and for those
+that ran, when (wall clock, epoch seconds, inside the stage's machine-wide turn) and whether it
+was a measuring stage. `pid`, `host` and `started` let the report tell a benchmark measured by
+this job from one cached by an earlier session.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import socket
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +42,9 @@ class JobRecord:
     reused: bool = False
     seconds: float = 0.0
     host: str = field(default_factory=socket.gethostname)
+    pid: int = field(default_factory=os.getpid)
+    started: float = field(default_factory=lambda: round(time.time(), 3))
+    stages: list[dict[str, Any]] = field(default_factory=list)
     schema: str = SCHEMA
 
     def succeeded(self, artifact: str, reused: bool) -> None:

@@ -3,6 +3,12 @@
 Written into the multirun directory at the end of a sweep (optbuild/sweep_callback.py) and by
 `optbuild report DIR`: summary.json, summary.md, pareto.png (agreement or accuracy against
 latency, Pareto front marked) and summary.html (table and plot in one file).
+
+Latency is a median with its spread (the 95% confidence interval of the median, from the
+benchmark's samples). Rows whose intervals overlap are tied on latency: the Pareto front does not
+rank noise. Each row says where and how it was measured, and is marked when it was measured
+under contention, with another method than the other rows, or in an earlier session (a cached
+benchmark: `benchmark.remeasure=<token>` measures again).
 """
 
 from __future__ import annotations
@@ -16,6 +22,14 @@ from typing import Any
 
 from optbuild.core.files import atomic_write_text
 from optbuild.errors import OptbuildError
+from optbuild.sweep.measurement import (
+    LEGEND,
+    latency_text,
+    mark_measurements,
+    measured_text,
+    measurement_fields,
+    measurement_notes,
+)
 from optbuild.sweep.record import RESULT, read_records
 
 log = logging.getLogger("optbuild.report")
@@ -79,6 +93,7 @@ def _row(record: dict[str, Any], swept: list[str]) -> dict[str, Any]:
         "size_bytes": None, "latency_ms": None, "throughput_per_s": None, "speedup": None,
         "quality": None, "quality_kind": None, "quality_higher_is_better": True, "cosine": None,
         "cache_hits": None, "stages": None, "stages_ran": None, "pareto": False,
+        **measurement_fields(None),
     }
     manifest = _read_manifest(record) if row["status"] == "ok" else None
     if row["status"] == "ok" and manifest is None:
@@ -95,6 +110,7 @@ def _row(record: dict[str, Any], swept: list[str]) -> dict[str, Any]:
         # Async throughput when measured (all requests busy); else what batch-1 latency implies.
         row["throughput_per_s"] = measured or (bench.get("batch", 1) * 1000.0 / median if median else None)
         row["speedup"] = bench.get("speedup_median")
+        row.update(measurement_fields(bench))
     row["quality"], row["quality_kind"], row["cosine"], row["quality_higher_is_better"] = _quality(manifest)
     stages = manifest.get("stages", [])
     row["stages"] = len(stages)
@@ -114,20 +130,34 @@ def _swept_keys(records: list[dict[str, Any]]) -> list[str]:
     return [key for key, values in seen.items() if len(values) > 1] or list(seen)[:1]
 
 
+def _interval(row: dict[str, Any]) -> tuple[float, float]:
+    low, high = row.get("latency_ci_ms") or (row["latency_ms"], row["latency_ms"])
+    return float(low), float(high)
+
+
+def _dominates(a: dict[str, Any], b: dict[str, Any], better: dict[int, float]) -> bool:
+    """a is at least as good as b on both axes and better on one; latencies whose intervals
+    overlap are equal (a tie), not ordered by their medians."""
+    (a_low, a_high), (b_low, b_high) = _interval(a), _interval(b)
+    faster, slower = a_high < b_low, b_high < a_low
+    qa, qb = better[id(a)], better[id(b)]
+    return not slower and qa >= qb and (faster or qa > qb)
+
+
 def mark_pareto(rows: list[dict[str, Any]]) -> None:
-    """Pareto front of (lower latency, better quality) among successful jobs."""
+    """Pareto front of (lower latency, better quality) among successful jobs: the rows no other
+    row dominates (see _dominates: overlapping latency intervals are ties)."""
     points = [r for r in rows if r["status"] == "ok" and r["latency_ms"] is not None and r["quality"] is not None]
     better = {id(r): r["quality"] if r.get("quality_higher_is_better", True) else -r["quality"] for r in points}
-    best = float("-inf")
-    for row in sorted(points, key=lambda r: (r["latency_ms"], -better[id(r)])):
-        if better[id(row)] > best:
-            row["pareto"], best = True, better[id(row)]
+    for row in points:
+        row["pareto"] = not any(_dominates(other, row, better) for other in points if other is not row)
 
 
 def build_rows(sweep_dir: Path) -> list[dict[str, Any]]:
     records = read_records(sweep_dir)
     swept = _swept_keys(records)
     rows = [_row(record, swept) for record in records]
+    mark_measurements(rows, records)
     mark_pareto(rows)
     return rows
 
@@ -168,16 +198,16 @@ def table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """Column headers and cells shared by the terminal, Markdown and HTML renderings."""
     swept = list(rows[0]["swept"]) if rows else []
     headers = ["job", *swept, "status", "size", "latency ms", "throughput /s", "speed-up",
-               _quality_label(rows), "build s", "cache hits", "artifact"]
+               _quality_label(rows), "measured", "build s", "cache hits", "artifact"]
     cells = []
     for r in rows:
         hits = f"{r['cache_hits']}/{r['stages']}" if r["stages"] is not None else "–"
         status = r["status"] + (" ★" if r["pareto"] else "")
         cells.append([
             _fmt(r["job"]), *(_fmt(r["swept"].get(k)) for k in swept), status, _size(r["size_bytes"]),
-            _fmt(r["latency_ms"], ".2f"), _fmt(r["throughput_per_s"], ".0f"),
+            latency_text(r), _fmt(r["throughput_per_s"], ".0f"),
             _fmt(r["speedup"], ".2f") + ("×" if r["speedup"] is not None else ""),
-            _quality_text(r), _fmt(r["build_seconds"], ".1f"), hits, _fmt(r["artifact"]),
+            _quality_text(r), measured_text(r), _fmt(r["build_seconds"], ".1f"), hits, _fmt(r["artifact"]),
         ])
     return headers, cells
 
@@ -191,6 +221,10 @@ def _markdown(sweep_dir: Path, rows: list[dict[str, Any]], plot: bool) -> str:
              f"(lower latency, higher {_quality_label(rows)}).", "",
              "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(escape(c) for c in row) + " |" for row in cells]
+    lines += ["", LEGEND]
+    notes = measurement_notes(rows)
+    if notes:
+        lines += ["", "## Measurement notes", "", *(f"- {note}" for note in notes)]
     failed = [r for r in rows if r["status"] != "ok"]
     if failed:
         lines += ["", "## Failed jobs", ""]
@@ -257,6 +291,8 @@ tr.failed td { background: #fde8e8; } tr.pareto td { background: #e8f5e9; }
 {% for row, r in cells %}<tr class="{{ 'failed' if r.status != 'ok' else ('pareto' if r.pareto else '') }}">
 {% for c in row %}<td>{{ c }}</td>{% endfor %}</tr>
 {% endfor %}</table>
+<p>{{ legend }}</p>
+{% if notes %}<h2>Measurement notes</h2><ul>{% for n in notes %}<li>{{ n }}</li>{% endfor %}</ul>{% endif %}
 {% if failed %}<h2>Failed jobs</h2><ul>
 {% for r in failed %}<li>job {{ r.job }} <code>{{ r.overrides|join(' ') }}</code>{% if r.failed_stage %} (stage {{ r.failed_stage }}){% endif %}: {{ r.reason }}</li>
 {% endfor %}</ul>{% endif %}
@@ -277,7 +313,7 @@ def _html(sweep_dir: Path, rows: list[dict[str, Any]], plot_path: Path | None) -
     return template.render(name=sweep_dir.name, sweep_dir=sweep_dir, rows=rows, headers=headers,
                            cells=list(zip(cells, rows)), ok=sum(r["status"] == "ok" for r in rows),
                            failed=[r for r in rows if r["status"] != "ok"], quality=_quality_label(rows),
-                           plot=plot)
+                           plot=plot, legend=LEGEND, notes=measurement_notes(rows))
 
 
 def write_report(sweep_dir: str | Path) -> Report:
@@ -312,7 +348,7 @@ def show(report: Report) -> None:
     from rich.table import Table
 
     headers, cells = table(report.rows)
-    short = {"latency ms": "ms", "throughput /s": "/s", "agreement/accuracy": "agree", "build s": "s",
+    short = {"latency ms": "ms (median ± CI)", "throughput /s": "/s", "agreement/accuracy": "agree", "build s": "s",
              "cache hits": "hits"}
     shown = Table(title=f"sweep: {len(report.rows)} jobs, {len(report.failed)} failed", min_width=40)
     for header in headers[:-1]:  # artifact paths are in the files; the terminal stays narrow
@@ -324,6 +360,8 @@ def show(report: Report) -> None:
     # Logs of cluster and CI runs are not terminals: give them the whole table, not 80 columns.
     console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
     console.print(shown)
+    for note in measurement_notes(report.rows):
+        console.print(f"note: {note}", soft_wrap=True)
     console.print(f"report: {report.sweep_dir}/{{{', '.join(p.name for p in report.files)}}}", soft_wrap=True)
 
 

@@ -10,12 +10,14 @@ from conftest import manifest_of
 
 QUICK = ("validate.enabled=false", "benchmark.iterations=6", "benchmark.warmup=2",
          "benchmark.throughput_seconds=0.3")
-STATS = {"median_ms", "p90_ms", "p99_ms", "mean_ms", "runs"}
+STATS = {"median_ms", "p90_ms", "p99_ms", "mean_ms", "runs", "p10_ms", "p50_ms", "median_ci_ms", "median_ci_level"}
 
 
 def check_latency(stats: dict, runs: int) -> None:
     assert set(stats) == STATS and stats["runs"] == runs
-    assert 0 < stats["median_ms"] <= stats["p90_ms"] <= stats["p99_ms"]
+    assert 0 < stats["p10_ms"] <= stats["median_ms"] == stats["p50_ms"] <= stats["p90_ms"] <= stats["p99_ms"]
+    low, high = stats["median_ci_ms"]
+    assert low <= stats["median_ms"] <= high and stats["median_ci_level"] == 0.95
 
 
 def test_benchmark_records_latency_throughput_ratios_and_settings(cli, tmp_path: Path):
@@ -46,6 +48,15 @@ def test_benchmark_records_latency_throughput_ratios_and_settings(cli, tmp_path:
     assert isinstance(cpu["isa"], list) and cpu["usable_cores"] >= 1
     assert bench["onnxruntime"]["intra_op_threads"] == cpu["usable_cores"]
     assert "throughput (batch 1" in result.stderr and "ONNX Runtime FP32" in result.stderr
+    # How and under what load: the method a report compares rows by, and the machine meanwhile.
+    assert bench["method"] == {"iterations": 6, "warmup": 2, "batch": 1, "hint": "LATENCY",
+                               "threads": latency["resolved"]["INFERENCE_NUM_THREADS"],
+                               "streams": latency["resolved"]["NUM_STREAMS"]}
+    measured = bench["measured"]
+    assert measured["host"] and measured["started"] <= measured["ended"] and measured["threads"] == cpu["usable_cores"]
+    assert len(measured["load_before"]) == len(measured["load_after"]) == 3
+    assert isinstance(measured["contended"], bool) and measured["contended"] == bool(measured["why"])
+    assert measured["other_optbuild_processes"] >= 0 and bench["remeasure"] is None
 
 
 TORCH_RECIPE = """\
@@ -73,33 +84,3 @@ def test_torch_source_is_also_timed_in_torch_eager(cli, recipe_dir: Path, tmp_pa
     assert bench["torch"]["threads"] == bench["cpu"]["usable_cores"] and bench["torch"]["inference_mode"] is True
     assert bench["speedup_throughput_vs_torch"] > 0
     assert "torch eager" in result.stderr
-
-
-
-
-
-def test_measuring_stages_take_turns_across_processes(tmp_path: Path, monkeypatch):
-    """While another process measures (holds the machine-wide lock), a benchmark waits."""
-    import subprocess
-    import sys
-    import threading
-
-    from optbuild.pipeline import measuring
-
-    monkeypatch.setattr(measuring.tempfile, "gettempdir", lambda: str(tmp_path))
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from filelock import FileLock; lock = FileLock(sys.argv[1]); "
-         "lock.acquire(); print('held', flush=True); sys.stdin.read()", str(measuring.lock_path())],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert holder.stdout.readline().strip() == "held"
-    finished = threading.Event()
-    stage = measuring.exclusive(lambda inputs, params, out_dir: finished.set() or {"files": [], "data": {}})
-    worker = threading.Thread(target=stage, args=({}, {}, str(tmp_path)))
-    worker.start()
-    assert not finished.wait(1.0)  # blocked behind the other process
-    holder.communicate("")  # the holder exits, releasing the lock
-    assert finished.wait(30)
-    worker.join()
-    from optbuild.stages.intel import benchmark, tune
-
-    assert benchmark.benchmark.__wrapped__ and tune.tune.__wrapped__  # both measuring stages take turns

@@ -32,13 +32,42 @@ def stage_runs(rows: list[dict], stage: str) -> int:
     return sum(stage in row["stages_ran"] for row in rows)
 
 
+MEASURING = {"benchmark", "tune"}  # the stages that time things, whatever the runner calls them
+
+
+def overlaps(records: list[dict]) -> list[str]:
+    """Each measuring stage that ran while a build stage of another job ran (or another
+    measuring stage of any job): what the machine-wide turns forbid."""
+    ran = [(record["job"], entry) for record in records for entry in record["stages"] if not entry["cache_hit"]]
+    found = []
+    for job, measuring in ((j, e) for j, e in ran if e["stage"] in MEASURING):
+        for other_job, other in ran:
+            if other is measuring or (other_job == job and other["stage"] not in MEASURING):
+                continue
+            if measuring["started"] < other["ended"] and other["started"] < measuring["ended"]:
+                found.append(f"job {job} {measuring['stage']} overlapped job {other_job} {other['stage']}")
+    return found
+
+
 def test_parallel_sweep_writes_report_and_shares_stages(cli, tmp_path: Path):
     result = cli("-m", "recipe=tiny", "precision=fp32,fp16,int8", "benchmark.iterations=3",
-                 "benchmark.warmup=1", "hydra/launcher=joblib")
+                 "benchmark.warmup=1", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
     assert result.returncode == 0, result.stderr
     folder = sweep_dir(tmp_path)
     report = summary(folder)
     rows = report["rows"]
+    # Measuring stages ran alone: no build stage of another job (nor another measurement) meanwhile.
+    records = [json.loads((folder / str(job) / "result.json").read_text()) for job in range(3)]
+    assert overlaps(records) == []
+    ran = [e for r in records for e in r["stages"] if not e["cache_hit"]]
+    assert sum(e["stage"] == "benchmark" and e["measuring"] for e in ran) == 3 and all(e["ok"] for e in ran)
+    assert len({r["pid"] for r in records}) == 2  # two workers really ran jobs side by side
+    for row in rows:  # each row says where and how it was measured, with its spread
+        low, high = row["latency_ci_ms"]
+        assert low <= row["latency_ms"] <= high and row["latency_p10_ms"] <= row["latency_p90_ms"]
+        assert row["measured_host"] == records[0]["host"] and row["measured_in_sweep"] is True
+        assert isinstance(row["contended"], bool) and row["method"]["iterations"] == 3
+    assert not any(r["method_differs"] for r in rows)
     assert [r["swept"] for r in rows] == [{"precision": p} for p in ("fp32", "fp16", "int8")]
     assert {r["status"] for r in rows} == {"ok"} and report["failed"] == 0
     for row in rows:

@@ -74,6 +74,16 @@ def test_plan_table(recipes: dict, small_recipe_dir: Path, target: TargetName, p
         assert built.manifest["engine_built"] is False and "build kit" in built.manifest["statement"]
 
 
+def test_remeasure_changes_only_the_benchmark_key(recipes: dict) -> None:
+    def keys(*overrides: str) -> dict[str, str]:
+        config, _ = compose("small", list(overrides), recipes)
+        return {spec.name: canonical_json(spec.material({}).as_json()) for spec in plan(config, NO_GPU).stages}
+
+    before, after, number = keys(), keys("benchmark.remeasure=2026-11-29"), keys("benchmark.remeasure=7")
+    assert [name for name in before if before[name] != after[name]] == ["benchmark"]
+    assert after["benchmark"] != number["benchmark"] and '"remeasure":"7"' in number["benchmark"]
+
+
 @pytest.mark.parametrize("engine", [Engine.auto, Engine.build])
 def test_nvidia_engine_without_a_gpu_fails_before_any_stage(recipes: dict, engine: Engine) -> None:
     config, _ = compose("small", ["target=nvidia", f"target.engine={engine.value}"], recipes)

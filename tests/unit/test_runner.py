@@ -121,6 +121,23 @@ def test_second_run_hits_both(first, cache: Path, log: Path) -> None:
     assert runner.output_path("transform", "b.txt").read_text() == "HELLO!"
 
 
+def test_timeline_says_when_each_stage_ran_and_which_measured(first, cache: Path, log: Path) -> None:
+    runner, _, _ = first
+    ran = runner.timeline
+    assert [(e["stage"], e["cache_hit"], e["measuring"], e["ok"]) for e in ran] == [
+        ("produce", False, False, True), ("transform", False, False, True)]
+    assert ran[0]["started"] <= ran[0]["ended"] <= ran[1]["started"] <= ran[1]["ended"]
+    # A stage named like a measuring one takes the measuring turn, in the same process as the build
+    # stages before it (no self-deadlock); cache hits take no turn and have no times.
+    timed = StageSpec("benchmark", 1, stage_fns.transform, inputs={"a.txt": Output("produce", "a.txt")},
+                      params={"suffix": "?"}, deps=logged(log))
+    warm: list[dict] = []
+    Runner(Store(cache), Recorder(), timeline=warm).run([*pipeline(log), timed])
+    assert [(e["stage"], e["cache_hit"], e["measuring"]) for e in warm] == [
+        ("produce", True, False), ("transform", True, False), ("benchmark", False, True)]
+    assert "started" not in warm[0] and warm[2]["started"] <= warm[2]["ended"]
+
+
 def test_stage2_param_change_reruns_only_stage2(first, cache: Path, log: Path) -> None:
     _, _, (a0, b0) = first
     runner, _, (a, b) = run(cache, pipeline(log, suffix="?"))

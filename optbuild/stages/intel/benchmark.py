@@ -9,6 +9,11 @@ Throughput is what each can sustain: the artifact with an OpenVINO AsyncInferQue
 optimal number of requests (THROUGHPUT hint unless tuned), ONNX Runtime as the better of one
 session on all cores and one single-threaded session per core run concurrently. The ratios
 are the headline.
+
+The runner gives this stage the machine alone as far as optbuild is concerned (no build stage of
+any optbuild process runs meanwhile: pipeline/measuring.py); what else ran is measured anyway and
+recorded under `measured`, with the spread of each latency (p10/p50/p90, a CI of the median) and
+the method (iterations, threads, hint), so a report can tell which numbers compare.
 """
 
 from __future__ import annotations
@@ -21,13 +26,13 @@ from typing import Any
 
 import numpy as np
 
+from optbuild.core import machine
 from optbuild.core.platform import version
 from optbuild.data import synthetic_feeds
 from optbuild.passes.onnx_io import cpu_session
-from optbuild.pipeline.measuring import exclusive
 from optbuild.stages.intel.cpu import device_facts, usable_cores
 from optbuild.stages.intel.runtime import read_runtime
-from optbuild.stages.metrics import latency_stats
+from optbuild.stages.metrics import latency_spread, latency_stats
 
 # Properties that shape how requests are scheduled, not what the model computes.
 PERFORMANCE_KEYS = ("PERFORMANCE_HINT", "NUM_STREAMS", "PERFORMANCE_HINT_NUM_REQUESTS", "INFERENCE_NUM_THREADS")
@@ -108,7 +113,7 @@ def interleaved(models: dict[str, Callable[[], Any]], iterations: int, warmup: i
                 models[name]()
                 times[name].append(time.perf_counter() - start)
         turn += 1
-    return {name: latency_stats(t) for name, t in times.items()}
+    return {name: {**latency_stats(t), **latency_spread(t)} for name, t in times.items()}
 
 
 def onnxruntime_session(path: str, threads: int) -> Any:
@@ -167,10 +172,10 @@ def _ratio(numerator: float | None, denominator: float | None) -> float | None:
     return numerator / denominator if numerator and denominator else None
 
 
-@exclusive  # timings must not include another job's measurements
 def benchmark(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> dict[str, Any]:
     import openvino as ov
 
+    before = machine.snapshot()
     runtime = read_runtime(inputs["runtime.json"])
     core, device = ov.Core(), runtime["device"]
     threads = usable_cores()
@@ -201,10 +206,12 @@ def benchmark(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> d
               "sequential_per_s": sequential, "parallel": parallel}
     torch_tp = 1000.0 / latency["torch_eager"]["mean_ms"] if "torch_eager" in latency else None
 
+    measured = machine.conditions(before, machine.snapshot(), threads, build_pid=os.getppid())  # this worker's parent
     artifact_ms = latency["artifact"]["median_ms"]
     torch_ms = latency["torch_eager"]["median_ms"] if "torch_eager" in latency else None
+    result_batch = int(params["inputs"][0]["shape"][0])
     result = {
-        "batch": int(params["inputs"][0]["shape"][0]),  # of the latency runs; throughput has its own
+        "batch": result_batch,  # of the latency runs; throughput has its own
         "shapes": {name: list(array.shape) for name, array in data.items()},  # what was measured
         "artifact": latency["artifact"],
         "baseline_onnxruntime_fp32": latency["onnxruntime_fp32"],
@@ -228,5 +235,11 @@ def benchmark(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> d
         "cpu": device_facts(core, device),
         "iterations": params["iterations"], "warmup": params["warmup"],
         "throughput_seconds": params["throughput_seconds"],
+        # What makes two rows' latencies comparable: same loop, same threads, same hint and streams.
+        "method": {"iterations": params["iterations"], "warmup": params["warmup"], "batch": result_batch,
+                   "threads": latency_runtime.get("INFERENCE_NUM_THREADS"),
+                   "hint": latency_runtime.get("PERFORMANCE_HINT"), "streams": latency_runtime.get("NUM_STREAMS")},
+        "measured": measured,
+        "remeasure": params.get("remeasure"),
     }
     return {"files": [], "data": {"benchmark": result}}

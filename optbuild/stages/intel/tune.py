@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from optbuild.pipeline.measuring import exclusive
 from optbuild.stages.intel.benchmark import PERFORMANCE_KEYS, async_throughput, compile_at_batch, feeds, resolved
 from optbuild.stages.intel.cpu import default_inference_precisions, device_facts
 from optbuild.stages.intel.runtime import RUNTIME_FILE, read_runtime, write_runtime
@@ -97,7 +96,6 @@ def best(measured: list[dict[str, Any]]) -> int:
     return max(scored, key=lambda i: measured[i]["score"])
 
 
-@exclusive  # timings must not include another job's measurements
 def tune(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> dict[str, Any]:
     runtime = read_runtime(inputs["runtime.json"])
     device = runtime["device"]
