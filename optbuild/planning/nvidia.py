@@ -34,7 +34,8 @@ from optbuild.stages.nvidia.engine import SPEC_SCHEMA
 TRT_TOOLS = ("tensorrt",)
 KIT_STATEMENT = ("No TensorRT engine was built: this is a build kit (target.engine=kit). The accuracy numbers "
                  "are the CPU proxy (ONNX Runtime on the prepared ONNX), not the engine. Build model.plan on a GPU "
-                 "machine with `python build_engine.py` or `bash trtexec.sh` (both write into the kit's build/ folder).")
+                 "machine with `python build_engine.py` or `bash trtexec.sh` (both write into the kit's build/ folder); "
+                 "`python check_engine.py`, when the kit has it, then checks the engine against the FP32 model.")
 ENGINE_FILES = ("model.plan", "model.onnx", "build_spec.json", "engine.json", "timing.cache")
 # Not byte-reproducible: TensorRT times tactics on the GPU at build time.
 ENGINE_UNSTABLE = ("model.plan", "engine.json", "timing.cache")
@@ -121,15 +122,31 @@ def plan(config: Config, host: Host) -> Plan:
     gated = (GatedRecord("validation"),  # ONNX Runtime on the prepared graph stands in for a missing engine
              GatedRecord("cpu_proxy", "CPU proxy ", "CPU proxy (ONNX Runtime on the prepared ONNX vs FP32): "))
     if not engine:
-        stages.append(StageSpec("kit", 2, kit.make_kit, "writing the TensorRT build kit",
-                                inputs={"model.onnx": prepared}, params={"spec": spec}, deps={"timing_cache": cache},
-                                tools=ONNX_TOOLS, reports={"trtexec": "trtexec"}))
-        files = [*kit.KIT_FILES, *([kit.TIMING_CACHE] if cache.location else [])]
-        manifest.update(engine=None, statement=KIT_STATEMENT, trtexec=None)
+        kit_inputs = {"model.onnx": prepared}
+        kit_params: dict[str, Any] = {"spec": spec}
+        kit_deps = {"timing_cache": cache}
+        if config.validate.enabled:  # the kit checks its engine on the first validation samples
+            kit_inputs["reference.onnx"] = model.reference
+            kit_params.update(precision=config.precision.name.value, min_cosine=_cosine_gate(config))
+            kit_deps["dataset"] = dataset(config.validate, config)
+        stages.append(StageSpec("kit", 3, kit.make_kit, "writing the TensorRT build kit",
+                                inputs=kit_inputs, params=kit_params, deps=kit_deps,
+                                tools=ONNX_TOOLS + ("polygraphy",),
+                                reports={"trtexec": "trtexec", "engine_check": "engine_check"}))
+        files = [*kit.KIT_FILES, *(kit.CHECK_FILES if config.validate.enabled else ()),
+                 *([kit.TIMING_CACHE] if cache.location else [])]
+        manifest.update(engine=None, statement=KIT_STATEMENT, trtexec=None, engine_check=None)
         return Plan(TargetName.nvidia, stages, {f: Output("kit", f) for f in files}, gated, manifest)
     return Plan(TargetName.nvidia, stages + _engine_stages(config, host, prepared, model.reference, spec, cache),
                 {f: Output("engine", f) for f in ENGINE_FILES}, gated,
                 {**manifest, "engine": None, "timing_cache_out": None})
+
+
+def _cosine_gate(config: Config) -> float | None:
+    """The recipe's lowest cosine gate, if it has one: what the kit's engine check holds it to."""
+    gates = [spec["min"] for spec in metric_specs(config) if spec["name"] == "cosine" and spec.get("min") is not None]
+    gates += [config.validate.min_cosine] if config.validate.min_cosine is not None else []
+    return min(gates) if gates else None
 
 
 def _engine_stages(config: Config, host: Host, prepared: Output, fp32: Output, spec: dict[str, Any],

@@ -18,7 +18,8 @@ from optbuild.stages.nvidia.lint import lint
 pytestmark = pytest.mark.xdist_group("nvidia_kit")
 
 
-KIT_FILES = {"model.onnx", "build_spec.json", "trtexec.sh", "build_engine.py"}
+KIT_FILES = {"model.onnx", "build_spec.json", "trtexec.sh", "build_engine.py", "samples.json", "reference.json",
+             "check_engine.py"}  # the last three because the recipe validates
 RESNET = ("model.weights=null", "target=nvidia", "target.engine=kit", "calibration.num_samples=16",
           "validate.num_samples=8")
 # Documented in docs/nvidia.md: the fp16 graph on ONNX Runtime vs FP32.
@@ -87,6 +88,8 @@ def test_resnet50_int8_kit_is_signed_symmetric_and_passes_the_lint(shared: Cli, 
     for add in adds:
         assert any(producers[i].op_type == "Conv" for i in add.input), add.name
     assert manifest["cpu_proxy"]["samples"] == 8
+    check = manifest["engine_check"]  # the engine is checked on the first validation batches
+    assert check["samples"] == 8 and check["script"] == "check_engine.py" and 0.9 < check["min_cosine"] < 1
     assert [a["path"] for a in manifest["artifacts"]] == sorted(KIT_FILES)
     assert shared("verify", str(version)).returncode == 0
     # A GPU build of the kit writes into build/: the kit still verifies, and says so.

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import py_compile
+import runpy
 import subprocess
 from pathlib import Path
 
@@ -120,3 +121,48 @@ def test_build_engine_refuses_a_model_that_is_not_the_kits_before_needing_tensor
     assert engine.main(["--spec", str(kit / "build_spec.json"), "--onnx", str(kit / "model.onnx"),
                         "--out-dir", str(kit / BUILD_DIR)]) == 1
     assert "model.onnx does not match build_spec.json" in capsys.readouterr().err
+
+
+def kit_stage(tmp_path: Path, model: Path, *overrides: str):
+    params = kit_params(tmp_path, model, *overrides)  # writes the recipe
+    config, _ = compose("dyn", ["target=nvidia", "target.engine=kit", *overrides], discover((tmp_path / "recipes",)))
+    return next(spec for spec in plan(config, NO_GPU).stages if spec.name == "kit"), params
+
+
+def test_kit_ships_samples_and_fp32_outputs_and_its_check_flags_a_wrong_engine(tmp_path: Path, monkeypatch):
+    from polygraphy.json import load_json
+
+    from optbuild.stages.nvidia import check_engine
+
+    model = dynamic_model(tmp_path / "model.onnx")
+    spec, _ = kit_stage(tmp_path, model, "validate.min_cosine=0.999")
+    out = tmp_path / "kit"
+    out.mkdir()
+    result = make_kit({"model.onnx": str(model), "reference.onnx": str(model)}, spec.worker_params(), str(out))
+    assert {"samples.json", "reference.json", "check_engine.py"} <= set(result["files"])
+    assert result["data"]["engine_check"]["min_cosine"] == 0.999  # the recipe's cosine gate
+    samples, reference = load_json(str(out / "samples.json")), load_json(str(out / "reference.json"))
+    assert len(samples) == len(reference["outputs"]) == 1 and samples[0]["x"].shape == (4, 4)  # 4 synthetic, batch opt 4
+    np.testing.assert_allclose(reference["outputs"][0]["y"], samples[0]["x"] @ np.ones((4, 2)), rtol=1e-6)
+    py_compile.compile(str(out / "check_engine.py"), doraise=True)
+    (out / BUILD_DIR).mkdir()
+    (out / BUILD_DIR / "model.plan").write_bytes(b"engine")
+    shipped = runpy.run_path(str(out / "check_engine.py"))  # the kit's own copy, as a GPU machine runs it
+    # TensorRT cannot run here: the engine's outputs are stood in for, right and then wrong.
+    for outputs, code in ((reference["outputs"], 0), ([{"y": -o["y"]} for o in reference["outputs"]], 1)):
+        monkeypatch.setitem(shipped["main"].__globals__, "_run", lambda path, feeds, outputs=outputs: outputs)
+        assert shipped["main"]([]) == code
+        report = json.loads((out / BUILD_DIR / "check.json").read_text())
+        assert report["passed"] is (code == 0) and report["outputs"]["y"]["cosine_mean"] == pytest.approx(1 - 2 * code)
+    assert check_engine.compare([{"y": np.ones((1, 2))}], [{"y": np.ones((1, 3))}], 0.9)["outputs"]["y"]["error"] \
+        == "shape mismatch: (1, 2) vs (1, 3)"
+
+
+def test_without_a_cosine_gate_the_engine_must_come_close_to_the_cpu_proxy(tmp_path: Path):
+    model = dynamic_model(tmp_path / "model.onnx")
+    spec, _ = kit_stage(tmp_path, model)
+    out = tmp_path / "kit"
+    out.mkdir()
+    check = make_kit({"model.onnx": str(model), "reference.onnx": str(model)}, spec.worker_params(),
+                     str(out))["data"]["engine_check"]
+    assert check["min_cosine"] == pytest.approx(0.99) and "CPU proxy cosine" in check["min_cosine_from"]

@@ -27,7 +27,8 @@ EXPECTED = {
 }
 ARTIFACT = {
     ("intel", False): {"model.xml": "build", "model.bin": "build", "runtime.json": "build"},
-    ("nvidia", False): dict.fromkeys(["model.onnx", "build_spec.json", "trtexec.sh", "build_engine.py"], "kit"),
+    ("nvidia", False): dict.fromkeys(["model.onnx", "build_spec.json", "trtexec.sh", "build_engine.py", "samples.json",
+                                      "reference.json", "check_engine.py"], "kit"),
     ("nvidia", True): dict.fromkeys(["model.plan", "model.onnx", "build_spec.json", "engine.json", "timing.cache"],
                                     "engine"),
 }

@@ -5,6 +5,9 @@
     trtexec.sh        the same build as a trtexec command (TensorRT 10.x and 11)
     build_engine.py   the same build with only `tensorrt` installed (a copy of engine.py)
     timing.cache      the timing cache to start from, when the recipe gives one
+    check_engine.py   runs the built engine on samples.json and compares with reference.json,
+                      the FP32 model's outputs, within the recipe's cosine gate (when the recipe
+                      validates: the samples are the first of its validation set)
 
 Both write into the kit's `build/` folder (the engine, its layer report, the timing cache, the
 build log), never over the kit's own files: `optbuild verify` checks the kit as shipped and
@@ -20,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from optbuild.core.digest import sha256_file
-from optbuild.stages.nvidia import engine
+from optbuild.stages.nvidia import check_engine, engine
 from optbuild.stages.nvidia.precision import with_profiles
 
 SCRIPT = "build_engine.py"
@@ -28,6 +31,11 @@ TRTEXEC = "trtexec.sh"
 TIMING_CACHE = "timing.cache"
 KIT_FILES = ("model.onnx", "build_spec.json", TRTEXEC, SCRIPT)  # and TIMING_CACHE when one is given
 BUILD_DIR = "build"  # where a GPU build of the kit writes; not part of the artifact
+CHECK_FILES = ("samples.json", "reference.json", "check_engine.py")  # when the recipe validates
+CHECK_SAMPLES = 8  # batches: enough to catch a broken engine, small enough to ship
+# Without a cosine gate, the engine must come within this of the CPU proxy's cosine on the same
+# samples: TensorRT's kernels and fusions round differently from ONNX Runtime's.
+CHECK_MARGIN = 0.01
 _HARDWARE = {"none": "none", "ampere_plus": "ampere+", "same_compute_capability": "sameComputeCapability"}
 
 
@@ -101,8 +109,44 @@ def make_kit(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> di
     (out / TRTEXEC).write_text(_trtexec_script(spec, digest))
     shutil.copyfile(engine.__file__, out / SCRIPT)
     files = list(KIT_FILES)
+    check = None
+    if params.get("dataset"):
+        check = _write_check(inputs, params, out)
+        files += CHECK_FILES
     if params.get("timing_cache"):
         shutil.copyfile(params["timing_cache"], out / TIMING_CACHE)
         files.append(TIMING_CACHE)
     return {"files": files, "data": {"engine_built": False, "trtexec": trtexec_command(spec),
-                                     "profiles": spec["tensorrt"]["profiles"]}}
+                                     "profiles": spec["tensorrt"]["profiles"], "engine_check": check}}
+
+
+def _write_check(inputs: dict[str, str], params: dict[str, Any], out: Path) -> dict[str, Any]:
+    """samples.json (Polygraphy's format: a list of feeds), reference.json (the FP32 outputs and
+    the cosine the engine must reach) and check_engine.py; what the check expects, for the manifest."""
+    import onnx
+    from polygraphy.json import save_json
+
+    from optbuild.data import DatasetRequest, batches, load
+    from optbuild.stages.nvidia.half import emulate_bfloat16
+    from optbuild.stages.nvidia.proxy import qdq_session
+
+    request = DatasetRequest.from_data(params["dataset"])
+    feeds = batches(load(request), request.batch)[:CHECK_SAMPLES]
+    reference = qdq_session(inputs["reference.onnx"])
+    prepared: Any = inputs["model.onnx"]
+    if params["precision"] == "bf16":  # ONNX Runtime has no bfloat16 kernels: as the CPU proxy runs it
+        prepared = emulate_bfloat16(onnx.load(prepared)).SerializeToString()
+    proxy = qdq_session(prepared)
+    names = [o.name for o in reference.get_outputs()]
+    expected = [dict(zip(names, reference.run(None, feed))) for feed in feeds]
+    on_cpu = check_engine.compare(expected, [dict(zip(names, proxy.run(None, feed))) for feed in feeds], 0.0)
+    proxy_cosine = min(o["cosine_mean"] for o in on_cpu["outputs"].values())
+    gate = params.get("min_cosine")
+    min_cosine = float(gate) if gate is not None else round(proxy_cosine - CHECK_MARGIN, 6)
+    save_json(feeds, str(out / "samples.json"))
+    save_json({"outputs": expected, "min_cosine": min_cosine}, str(out / "reference.json"))
+    shutil.copyfile(check_engine.__file__, out / "check_engine.py")
+    return {"samples": len(feeds), "batch": request.batch, "min_cosine": min_cosine,
+            "min_cosine_from": "validate cosine gate" if gate is not None else
+            f"CPU proxy cosine on these samples ({proxy_cosine:.4f}) - {CHECK_MARGIN}",
+            "script": "check_engine.py", "result_file": f"{BUILD_DIR}/check.json"}
