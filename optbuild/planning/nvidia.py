@@ -129,7 +129,7 @@ def plan(config: Config, host: Host) -> Plan:
             kit_inputs["reference.onnx"] = model.reference
             kit_params.update(precision=config.precision.name.value, min_cosine=_cosine_gate(config))
             kit_deps["dataset"] = dataset(config.validate, config)
-        stages.append(StageSpec("kit", 3, kit.make_kit, "writing the TensorRT build kit",
+        stages.append(StageSpec("kit", 4, kit.make_kit, "writing the TensorRT build kit",
                                 inputs=kit_inputs, params=kit_params, deps=kit_deps,
                                 tools=ONNX_TOOLS + ("polygraphy",),
                                 reports={"trtexec": "trtexec", "engine_check": "engine_check"}))
@@ -152,7 +152,7 @@ def _cosine_gate(config: Config) -> float | None:
 def _engine_stages(config: Config, host: Host, prepared: Output, fp32: Output, spec: dict[str, Any],
                    cache: Dependency) -> list[StageSpec]:
     on_gpu = Dependency(host.gpu())
-    stages = [StageSpec("engine", 2, gpu.build_engine, "building the TensorRT engine", inputs={"model.onnx": prepared},
+    stages = [StageSpec("engine", 3, gpu.build_engine, "building the TensorRT engine", inputs={"model.onnx": prepared},
                         params={"spec": spec},
                         deps={"timing_cache": cache, "gpu": on_gpu}, tools=TRT_TOOLS, platform=True,
                         unstable=ENGINE_UNSTABLE, reports={"engine": "engine", "timing_cache_out": "timing_cache_out"})]

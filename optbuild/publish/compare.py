@@ -1,8 +1,9 @@
 """`optbuild verify --rebuild`: how a fresh build compares with the recorded one, stage by stage.
 
 Every output must be byte-identical, except those a stage declares unstable (recorded in the
-manifest as `unstable_outputs`): a TensorRT engine reproduces when its layer/tactic hash is the
-same and its outputs agree within tolerance; a tuned runtime.json is a measurement, and a rebuild
+manifest as `unstable_outputs`): a TensorRT engine reproduces when its structure hash (layers,
+types, formats and precisions; not the timed tactics) is the same and its outputs agree within
+tolerance; a tuned runtime.json is a measurement, and a rebuild
 may measure another winner.
 """
 
@@ -18,8 +19,9 @@ ENGINE_COSINE_TOLERANCE = 1e-3
 def _engine_divergence(recorded: dict[str, Any], fresh: dict[str, Any]) -> str | None:
     """How a rebuilt TensorRT engine differs in what it means (None: it reproduces)."""
     old, new = recorded.get("engine") or {}, fresh.get("engine") or {}
-    if old.get("layer_hash") != new.get("layer_hash"):
-        return "the layer/tactic hash differs"
+    key = "structure_hash" if "structure_hash" in old else "layer_hash"  # layer_hash: manifests before it
+    if old.get(key) != new.get(key):
+        return "the engine's structure (layers, formats, precisions) differs"
     old_val, new_val = recorded.get("validation") or {}, fresh.get("validation") or {}
     if old_val and new_val and abs(old_val["cosine_mean"] - new_val["cosine_mean"]) > ENGINE_COSINE_TOLERANCE:
         return (f"outputs differ beyond tolerance (cosine {old_val['cosine_mean']:.5f} vs "
@@ -68,7 +70,7 @@ def _notes(recorded: dict[str, Any], fresh: dict[str, Any], unstable: set[str]) 
                                 + ("the same settings" if same else "different settings (not an error)")))
     if recorded.get("engine") is not None:
         return findings + [Finding(True, "rebuild", "a fresh build reproduces every stage: bytes, and for the "
-                                   "TensorRT engine its layer/tactic hash and outputs within tolerance")]
+                                   "TensorRT engine its structure hash and outputs within tolerance")]
     what = "every stage" + (f" but {', '.join(sorted(unstable))}" if unstable else "")
     return findings + [Finding(True, "rebuild", f"a fresh build without the cache gives byte-identical outputs "
                                                 f"at {what}")]

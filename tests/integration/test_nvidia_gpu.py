@@ -26,7 +26,7 @@ def test_engine_is_built_validated_and_benchmarked_on_the_gpu(cli, tmp_path: Pat
     engine = manifest["engine"]
     assert manifest["engine_built"] is True
     assert engine["tensorrt"] and engine["gpu"]["name"] and engine["gpu"]["compute_capability"]
-    assert len(engine["layer_hash"]) == 64
+    assert len(engine["structure_hash"]) == len(engine["tactic_hash"]) == 64 and engine["precisions"]
     assert manifest["validation"]["top1_agreement"] >= 0.9
     assert manifest["benchmark"]["timer"] == "CUDA events (GPU time)"
 

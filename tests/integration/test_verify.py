@@ -133,7 +133,7 @@ def test_verify_of_something_that_is_not_an_artifact(cli, tmp_path: Path):
     assert "no artifact" in error_line(cli("verify", str(tmp_path / "empty")))
 
 
-def _engine_manifest(plan_digest: str, layer_hash: str, cosine: float) -> dict:
+def _engine_manifest(plan_digest: str, structure_hash: str, cosine: float, key: str = "structure_hash") -> dict:
     """The parts of an nvidia engine build's manifest that `--rebuild` compares."""
     return {
         "stages": [
@@ -143,19 +143,22 @@ def _engine_manifest(plan_digest: str, layer_hash: str, cosine: float) -> dict:
              "unstable_outputs": ["model.plan", "engine.json", "timing.cache"]},
         ],
         "artifacts": [{"path": "model.plan", "sha256": plan_digest}, {"path": "model.onnx", "sha256": "a" * 64}],
-        "engine": {"layer_hash": layer_hash},
+        "engine": {key: structure_hash, "tactic_hash": plan_digest},
         "validation": {"cosine_mean": cosine},
     }
 
 
-def test_engines_reproduce_by_layer_hash_and_tolerance_not_bytes():
+def test_engines_reproduce_by_structure_hash_and_tolerance_not_bytes_or_tactics():
     from optbuild.publish.compare import compare_stages
 
     recorded = _engine_manifest("1" * 64, "h" * 64, 0.9990)
-    same_tactics = _engine_manifest("2" * 64, "h" * 64, 0.9992)  # other bytes: engines differ
-    [finding] = compare_stages(recorded, same_tactics)
-    assert finding.ok and "layer/tactic hash" in finding.message
+    other_tactics = _engine_manifest("2" * 64, "h" * 64, 0.9992)  # other bytes and kernels, same structure
+    [finding] = compare_stages(recorded, other_tactics)
+    assert finding.ok and "structure hash" in finding.message
     [finding] = compare_stages(recorded, _engine_manifest("2" * 64, "x" * 64, 0.9990))
-    assert not finding.ok and "stage 'engine': the layer/tactic hash differs" in finding.message
+    assert not finding.ok and "stage 'engine': the engine's structure (layers, formats, precisions) differs" \
+        in finding.message
     [finding] = compare_stages(recorded, _engine_manifest("2" * 64, "h" * 64, 0.95))
     assert not finding.ok and "beyond tolerance" in finding.message
+    older = _engine_manifest("1" * 64, "h" * 64, 0.9990, key="layer_hash")  # a manifest from before the split
+    assert compare_stages(older, _engine_manifest("2" * 64, "h" * 64, 0.9990, key="layer_hash"))[0].ok

@@ -261,16 +261,34 @@ def test_whatever_tensorrt_raises_is_one_line_with_its_version(bind, tmp_path: P
                                  "violate shape constraints")
 
 
-def test_layer_hash_is_the_same_for_10_and_11_inspector_formats(bind, tmp_path: Path):
-    hashes = []
+def test_structure_hash_is_the_same_for_10_and_11_inspector_formats_and_ignores_tactics(bind, tmp_path: Path):
+    reports = []
     for major in (10, 11):
         bind(RecordingTensorRT(major))
         out = tmp_path / str(major)
         out.mkdir()
-        hashes.append(engine.build(spec(), str(out / "model.onnx"), str(out))["layer_hash"])
-    assert hashes[0] == hashes[1]
-    other = json.dumps({"Layers": [{**LAYERS[0], "TacticName": "sm80_other_tactic"}]})
-    assert engine.layer_hash(other) != hashes[0]
+        reports.append(engine.build(spec(), str(out / "model.onnx"), str(out)))
+    assert reports[0]["structure_hash"] == reports[1]["structure_hash"]
+    assert reports[0]["tactic_hash"] == reports[1]["tactic_hash"] != reports[0]["structure_hash"]
+    other_kernel = json.dumps({"Layers": [{**LAYERS[0], "TacticName": "sm80_other_tactic"}]})
+    same = json.dumps({"Layers": [LAYERS[0]]})
+    assert engine.layer_hash(other_kernel) == engine.layer_hash(same)  # what reproducible compares
+    assert engine.layer_hash(other_kernel, tactics=True) != engine.layer_hash(same, tactics=True)
+
+
+# The engine inspector's JSON for a QAT ResNet-50 built by TensorRT on an A100: TensorRT's own
+# example (tools/experimental/trt-engine-explorer/examples/pytorch/resnet/A100/qat/
+# resnet-qat.onnx.engine.graph.json, release/10.13).
+A100_QAT_INSPECTOR = Path(__file__).resolve().parents[1] / "data/trt_inspector_resnet_qat_a100.json"
+
+
+def test_layers_are_counted_by_precision_from_a_real_inspector_report():
+    information = A100_QAT_INSPECTOR.read_text()
+    counts = engine.precisions(information)
+    assert sum(counts.values()) == len(json.loads(information)["Layers"])
+    assert set(counts) <= {"Int8", "FP16", "FP32", "unknown"} and counts["Int8"] > counts.get("FP32", 0) > 0
+    assert "FP16" in counts  # the Reformat layers that feed FP16 into the int8 graph
+    assert engine.precisions(json.dumps({"Layers": ["conv1", "relu1"]})) == {"unknown": 2}  # layer names only
 
 
 def test_parser_errors_name_the_node(bind, tmp_path: Path):

@@ -8,8 +8,11 @@ CPU-only box prepares the kit and a GPU box builds the same engine with
 
 Written for TensorRT 11 and working on 10.x: precision comes from the graph (explicit Q/DQ,
 converted types) and the network is strongly typed; no precision builder flag is ever set (11
-removed them). TensorRT engines are not byte-reproducible, so the report carries a hash of the
-layer/tactic list: that hash plus output tolerances is what "reproducible" means for an engine.
+removed them). TensorRT engines are not byte-reproducible: the report carries a structure hash
+(layers, types, I/O formats and precisions, in order), which is what "reproducible" means for an
+engine together with output tolerances, and a tactic hash (the same plus the kernels TensorRT
+timed and chose), which differs between fresh builds without a shared timing cache and is only
+informational. `precisions` counts layers by the type of their output.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import argparse
 import ctypes
 import hashlib
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -30,8 +34,13 @@ else:
 
 SPEC_SCHEMA = "optbuild.tensorrt-build-spec/v1"
 SUPPORTED_MAJORS = (10, 11)
-# Inspector fields that identify what runs: layer, its type, the chosen tactic and I/O formats.
-_LAYER_FIELDS = ("Name", "LayerType", "TacticName", "TacticValue")
+# Inspector fields that identify what runs: layer, its type (and I/O formats, added below); the
+# tactic fields only for the tactic hash.
+_STRUCTURE_FIELDS = ("Name", "LayerType")
+_TACTIC_FIELDS = ("TacticName", "TacticValue")
+# Data types named in the inspector's "Format/Datatype" strings, e.g. "Channel major FP16 format
+# where channel % 8 == 0", "Thirty-two wide channel vectorized row major Int8 format".
+_DATATYPE = re.compile(r"\b(FP32|FP16|BF16|FP8|FP4|Int8|Int4|Int32|Int64|UInt8|Bool)\b")
 
 
 class EngineBuildError(Exception):
@@ -181,21 +190,39 @@ def attach_timing_cache(config: trt.IBuilderConfig, previous: bytes | None) -> t
 # --- what was built ----------------------------------------------------------------------------
 
 
-def layer_hash(engine_information: str) -> str:
-    """sha256 over the layers in order (name, type, tactic, I/O formats), ignoring the fields
-    whose schema changed between 10.x ("Bindings") and 11.x ("I/O Tensors")."""
-    layers = json.loads(engine_information).get("Layers", [])
+def _layers(engine_information: str) -> list[Any]:
+    return json.loads(engine_information).get("Layers", [])
+
+
+def layer_hash(engine_information: str, tactics: bool = False) -> str:
+    """sha256 over the layers in order: name, type, I/O formats and precisions (and with
+    `tactics`, the chosen kernels), ignoring the fields whose schema changed between 10.x
+    ("Bindings") and 11.x ("I/O Tensors")."""
+    fields = _STRUCTURE_FIELDS + (_TACTIC_FIELDS if tactics else ())
     canonical = []
-    for layer in layers:
+    for layer in _layers(engine_information):
         if isinstance(layer, str):  # profiling verbosity layer_names_only
             canonical.append({"Name": layer})
             continue
-        entry = {k: layer[k] for k in _LAYER_FIELDS if k in layer}
+        entry = {k: layer[k] for k in fields if k in layer}
         for side in ("Inputs", "Outputs"):
             entry[side] = [t.get("Format/Datatype") for t in layer.get(side, []) if isinstance(t, dict)]
         canonical.append(entry)
     text = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def precisions(engine_information: str) -> dict[str, int]:
+    """How many layers produce each data type (their first output's), e.g. {"Int8": 48,
+    "FP16": 20, "FP32": 4}; "unknown" where the inspector does not say (layer names only)."""
+    counts: dict[str, int] = {}
+    for layer in _layers(engine_information):
+        outputs = layer.get("Outputs", []) if isinstance(layer, dict) else []
+        text = outputs[0].get("Format/Datatype", "") if outputs and isinstance(outputs[0], dict) else ""
+        found = _DATATYPE.search(text)
+        kind = found.group(1) if found else "unknown"
+        counts[kind] = counts.get(kind, 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: -item[1]))
 
 
 def gpu_info() -> dict[str, Any]:
@@ -290,7 +317,9 @@ def _build(spec: dict[str, Any], onnx_path: str, out_dir: str, timing_cache: byt
         "cuda_runtime": cuda_runtime_version(),
         "gpu": gpu_info(),
         "layers": engine.num_layers,
-        "layer_hash": layer_hash(information),
+        "structure_hash": layer_hash(information),
+        "tactic_hash": layer_hash(information, tactics=True),
+        "precisions": precisions(information),
         "build_seconds": round(seconds, 3),
         "plan_sha256": hashlib.sha256(plan).hexdigest(),
         "timing_cache_in_sha256": hashlib.sha256(timing_cache).hexdigest() if timing_cache else None,
@@ -332,8 +361,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"build_engine: error: {err}\n")
         return 1
     Path(args.out_dir, "build_report.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(f"built {Path(args.out_dir, 'model.plan')} (TensorRT {report['tensorrt']}, layer hash "
-          f"{report['layer_hash'][:16]})")
+    print(f"built {Path(args.out_dir, 'model.plan')} (TensorRT {report['tensorrt']}, structure hash "
+          f"{report['structure_hash'][:16]}, layers by precision {report['precisions']})")
     return 0
 
 
