@@ -45,6 +45,9 @@ class TensorRTConfig:
     hardware_compatibility: HardwareCompatibility = HardwareCompatibility.none
     version_compatible: bool = False
     refit: bool = False
+    # FP32 layers may run on TF32 tensor cores (TensorRT's default on Ampere and newer: faster, 10
+    # mantissa bits); false keeps them strict FP32 (trtexec --noTF32). Recorded in the report.
+    tf32: bool = True
     profiling_verbosity: ProfilingVerbosity = ProfilingVerbosity.detailed
     # int8: nodes left in float (Q/DQ-free) on top of what NVIDIA's quantizer leaves in float:
     # `first_conv`, `depthwise_conv` (grouped Conv), or node names. None by default: with modelopt's

@@ -129,7 +129,7 @@ def plan(config: Config, host: Host) -> Plan:
             kit_inputs["reference.onnx"] = model.reference
             kit_params.update(precision=config.precision.name.value, min_cosine=_cosine_gate(config))
             kit_deps["dataset"] = dataset(config.validate, config)
-        stages.append(StageSpec("kit", 4, kit.make_kit, "writing the TensorRT build kit",
+        stages.append(StageSpec("kit", 5, kit.make_kit, "writing the TensorRT build kit",
                                 inputs=kit_inputs, params=kit_params, deps=kit_deps,
                                 tools=ONNX_TOOLS + ("polygraphy",),
                                 reports={"trtexec": "trtexec", "engine_check": "engine_check"}))
@@ -152,25 +152,27 @@ def _cosine_gate(config: Config) -> float | None:
 def _engine_stages(config: Config, host: Host, prepared: Output, fp32: Output, spec: dict[str, Any],
                    cache: Dependency) -> list[StageSpec]:
     on_gpu = Dependency(host.gpu())
-    stages = [StageSpec("engine", 3, gpu.build_engine, "building the TensorRT engine", inputs={"model.onnx": prepared},
+    stages = [StageSpec("engine", 4, gpu.build_engine, "building the TensorRT engine", inputs={"model.onnx": prepared},
                         params={"spec": spec},
                         deps={"timing_cache": cache, "gpu": on_gpu}, tools=TRT_TOOLS, platform=True,
                         unstable=ENGINE_UNSTABLE, reports={"engine": "engine", "timing_cache_out": "timing_cache_out"})]
     built = {"model.plan": Output("engine", "model.plan"), "reference.onnx": fp32}
     compatible = config.target.tensorrt.version_compatible
     if config.validate.enabled:
-        stages.append(StageSpec("validate", 3, gpu.validate, "validating the engine against the FP32 reference",
+        stages.append(StageSpec("validate", 4, gpu.validate, "validating the engine against the FP32 reference",
                                 inputs=built,
                                 params={"target": "nvidia", "version_compatible": compatible,
                                         "metrics": metric_specs(config)},
                                 deps={"dataset": dataset(config.validate, config), "gpu": on_gpu},
                                 tools=TRT_TOOLS + ONNX_TOOLS, platform=True, reports={"validation": "validation"}))
     if config.benchmark.enabled:
-        stages.append(StageSpec("benchmark", 2, gpu.benchmark, "timing the engine (CUDA events) against ONNX Runtime FP32",
+        stages.append(StageSpec("benchmark", 3, gpu.benchmark, "timing the engine (CUDA events, back to back) and ONNX Runtime FP32",
                                 inputs=built,
                                 params={"target": "nvidia", "inputs": model_inputs(config),
                                         "version_compatible": compatible, "iterations": config.benchmark.iterations,
-                                        "warmup": config.benchmark.warmup},
+                                        "warmup": config.benchmark.warmup,
+                                        "throughput_seconds": config.benchmark.throughput_seconds,
+                                        "remeasure": config.benchmark.remeasure},
                                 deps={"gpu": on_gpu}, tools=TRT_TOOLS + ONNX_TOOLS, platform=True,
                                 reports={"benchmark": "benchmark"}))
     return stages

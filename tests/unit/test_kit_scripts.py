@@ -166,3 +166,12 @@ def test_without_a_cosine_gate_the_engine_must_come_close_to_the_cpu_proxy(tmp_p
     check = make_kit({"model.onnx": str(model), "reference.onnx": str(model)}, spec.worker_params(),
                      str(out))["data"]["engine_check"]
     assert check["min_cosine"] == pytest.approx(0.99) and "CPU proxy cosine" in check["min_cosine_from"]
+
+
+def test_strict_fp32_reaches_trtexec_as_no_tf32(tmp_path: Path):
+    model = dynamic_model(tmp_path / "model.onnx")
+    for tf32, flag in (("true", False), ("false", True)):
+        out = tmp_path / f"kit-{tf32}"
+        out.mkdir()
+        make_kit({"model.onnx": str(model)}, kit_params(tmp_path, model, f"target.tensorrt.tf32={tf32}"), str(out))
+        assert ("--noTF32" in command_flags((out / TRTEXEC).read_text())) is flag

@@ -81,6 +81,9 @@ class RecordingTensorRT:
             def set_flag(self, flag: str) -> None:
                 record(("BuilderConfig.set_flag", flag))
 
+            def clear_flag(self, flag: str) -> None:
+                record(("BuilderConfig.clear_flag", flag))
+
             def add_optimization_profile(self, profile: Profile) -> int:
                 record(("BuilderConfig.add_optimization_profile",))
                 return 0
@@ -329,3 +332,10 @@ def test_real_tensorrt_missing_is_one_clear_error():
         pytest.skip("TensorRT is installed here")
     with pytest.raises(EngineBuildError, match="TensorRT is not installed|not TensorRT"):
         engine.load_tensorrt()
+
+
+@pytest.mark.parametrize("tf32, cleared", [(True, []), (False, [("BuilderConfig.clear_flag", "BuilderFlag.TF32")])])
+def test_tf32_policy_is_explicit_and_recorded(bind, tmp_path: Path, tf32: bool, cleared: list):
+    trt = bind(RecordingTensorRT(11))
+    report = engine.build(spec(tf32=tf32), str(tmp_path / "model.onnx"), str(tmp_path))
+    assert trt.named("BuilderConfig.clear_flag") == cleared and report["tf32"] is tf32

@@ -159,6 +159,8 @@ def configure(builder: trt.Builder, network: trt.INetworkDefinition, spec: dict[
         config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
     if settings["refit"]:
         config.set_flag(trt.BuilderFlag.REFIT)
+    if not settings.get("tf32", True):  # explicit either way: TensorRT allows TF32 unless told not to
+        config.clear_flag(trt.BuilderFlag.TF32)
     verbosity = {
         "layer_names_only": trt.ProfilingVerbosity.LAYER_NAMES_ONLY,
         "detailed": trt.ProfilingVerbosity.DETAILED,
@@ -320,6 +322,7 @@ def _build(spec: dict[str, Any], onnx_path: str, out_dir: str, timing_cache: byt
         "structure_hash": layer_hash(information),
         "tactic_hash": layer_hash(information, tactics=True),
         "precisions": precisions(information),
+        "tf32": bool(spec["tensorrt"].get("tf32", True)),
         "build_seconds": round(seconds, 3),
         "plan_sha256": hashlib.sha256(plan).hexdigest(),
         "timing_cache_in_sha256": hashlib.sha256(timing_cache).hexdigest() if timing_cache else None,

@@ -61,6 +61,8 @@ def trtexec_command(spec: dict[str, Any]) -> list[str]:
         command.append("--versionCompatible")
     if settings["refit"]:
         command.append("--refit")
+    if not settings.get("tf32", True):
+        command.append("--noTF32")
     for index, profile in enumerate(settings["profiles"]):
         command.append(f"--profile={index}")
         for key in ("min", "opt", "max"):
