@@ -75,10 +75,13 @@ def test_plan_table(recipes: dict, small_recipe_dir: Path, target: TargetName, p
         assert built.manifest["engine_built"] is False and "build kit" in built.manifest["statement"]
 
 
-def test_remeasure_changes_only_the_benchmark_key(recipes: dict) -> None:
+@pytest.mark.parametrize("target", ["intel", "nvidia"])
+def test_remeasure_changes_only_the_benchmark_key(recipes: dict, target: str) -> None:
+    host = GPU if target == "nvidia" else NO_GPU  # nvidia benchmarks an engine built here
+
     def keys(*overrides: str) -> dict[str, str]:
-        config, _ = compose("small", list(overrides), recipes)
-        return {spec.name: canonical_json(spec.material({}).as_json()) for spec in plan(config, NO_GPU).stages}
+        config, _ = compose("small", [f"target={target}", *overrides], recipes)
+        return {spec.name: canonical_json(spec.material({}).as_json()) for spec in plan(config, host).stages}
 
     before, after, number = keys(), keys("benchmark.remeasure=2026-11-29"), keys("benchmark.remeasure=7")
     assert [name for name in before if before[name] != after[name]] == ["benchmark"]
