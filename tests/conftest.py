@@ -117,17 +117,18 @@ def manifest_of(version_dir: Path) -> dict:
     return json.loads((version_dir / "manifest.json").read_text())
 
 
-def small_model(path: Path) -> Path:
+def small_model(path: Path, shape: tuple[int | str, ...] = (1, 3, 32, 32), seed: int = 0) -> Path:
     """A small real conv net (conv-relu ×2, global pool, gemm) written with onnx.helper: no torch,
-    for the fast tier. Input `input` [1, 3, 32, 32], output `logits` [1, 10]."""
+    for the fast tier. Input `input` `shape` (N, 3, H, W; any dim may be symbolic), output
+    `logits` [N, 10]."""
     import numpy as np
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
 
-    def weight(name: str, *shape: int) -> onnx.TensorProto:
-        return numpy_helper.from_array((rng.standard_normal(shape) * 0.1).astype(np.float32), name)
+    def weight(name: str, *dims: int) -> onnx.TensorProto:
+        return numpy_helper.from_array((rng.standard_normal(dims) * 0.1).astype(np.float32), name)
 
     nodes = [
         helper.make_node("Conv", ["input", "w1", "b1"], ["c1"], "conv1", pads=[1, 1, 1, 1]),
@@ -139,8 +140,8 @@ def small_model(path: Path) -> Path:
         helper.make_node("Gemm", ["flat", "w3", "b3"], ["logits"], "fc", transB=1),
     ]
     graph = helper.make_graph(
-        nodes, "small", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 32, 32])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])],
+        nodes, "small", [helper.make_tensor_value_info("input", TensorProto.FLOAT, list(shape))],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [shape[0], 10])],
         [weight("w1", 8, 3, 3, 3), weight("b1", 8), weight("w2", 16, 8, 3, 3), weight("b2", 16),
          weight("w3", 10, 16), weight("b3", 10)])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="optbuild-tests")

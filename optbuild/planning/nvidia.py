@@ -83,8 +83,8 @@ def _precision_stage(config: Config, fp32: Output) -> StageSpec:
     if name.quantized:  # int8 or fp8: the same quantizer, in its mode
         control, deps = quantization_inputs(config)
         tensorrt = config.target.tensorrt
-        params.update(control, keep_float=list(tensorrt.int8_keep_float), int8={
-            "calibration_method": tensorrt.int8_calibration.value,
+        params.update(control, keep_float=list(tensorrt.int8_keep_float), quantizer={
+            "mode": name.value, "calibration_method": tensorrt.int8_calibration.value,
             "high_precision": tensorrt.int8_high_precision.value,
             "keep_float32_ops": list(tensorrt.half_keep_float32_ops), "model_type": as_data(config.quantize.model_type),
             "smooth_quant_alpha": config.quantize.smooth_quant_alpha})
@@ -92,7 +92,7 @@ def _precision_stage(config: Config, fp32: Output) -> StageSpec:
         params["keep_float32_ops"] = list(config.target.tensorrt.half_keep_float32_ops)
         if name is PrecisionName.fp16 and config.calibration.dataset:  # measures float16 overflow on it
             deps = {"calibration": dataset(config.calibration, config)}
-    return StageSpec("precision", 8, precision.prepare, "setting precision in the graph (Q/DQ or float16/bfloat16)",
+    return StageSpec("precision", 9, precision.prepare, "setting precision in the graph (Q/DQ or float16/bfloat16)",
                      inputs={"model.onnx": fp32}, params=params, deps=deps,
                      tools=ONNX_TOOLS + (("nvidia-modelopt",) if name.quantized else ()),
                      reports={"quantization": "", "tensorrt_lint": "lint"})

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from conftest import REPO, Cli, error_line, manifest_of
+from conftest import REPO, Cli, error_line, manifest_of, small_model
 from onnx import TensorProto, helper, numpy_helper
 
 from optbuild.stages.nvidia.lint import lint
@@ -86,26 +86,7 @@ benchmark: {bench}
 
 def wide_image_model(path: Path) -> Path:
     """A conv net on [N, 3, 48, 192] (a text line, a banner) with a dynamic batch N."""
-    rng = np.random.default_rng(1)
-    nodes = [
-        helper.make_node("Conv", ["input", "w1", "b1"], ["c1"], "conv1", pads=[1, 1, 1, 1]),
-        helper.make_node("Relu", ["c1"], ["r1"], "relu1"),
-        helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], "conv2", pads=[1, 1, 1, 1], strides=[2, 2]),
-        helper.make_node("Relu", ["c2"], ["r2"], "relu2"),
-        helper.make_node("GlobalAveragePool", ["r2"], ["pool"], "pool"),
-        helper.make_node("Flatten", ["pool"], ["flat"], "flatten"),
-        helper.make_node("Gemm", ["flat", "w3", "b3"], ["logits"], "fc", transB=1),
-    ]
-    graph = helper.make_graph(
-        nodes, "wide", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 48, 192])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])],
-        [_weights(rng, "w1", 8, 3, 3, 3, scale=0.2), _weights(rng, "b1", 8, scale=0.1),
-         _weights(rng, "w2", 16, 8, 3, 3, scale=0.2), _weights(rng, "b2", 16, scale=0.1),
-         _weights(rng, "w3", 10, 16), _weights(rng, "b3", 10, scale=0.1)])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="optbuild-tests")
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
+    return small_model(path, ("N", 3, 48, 192), seed=1)
 
 
 WIDE_RECIPE = """\

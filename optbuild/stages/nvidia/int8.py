@@ -75,9 +75,9 @@ def calibration_arrays(batches: list[dict[str, np.ndarray]]) -> tuple[dict[str, 
 
 def quantize(source: str, target: str, batches: list[dict[str, np.ndarray]], keep_float: list[str],
              settings: dict[str, Any]) -> dict[str, Any]:
-    """Quantize the ONNX file `source` into `target`. `settings`: calibration_method (max or
-    entropy), high_precision (fp16, bf16 or fp32), keep_float32_ops, model_type,
-    smooth_quant_alpha."""
+    """Quantize the ONNX file `source` into `target`. `settings`: mode (int8, the default, or
+    fp8), calibration_method (max or entropy), high_precision (fp16, bf16 or fp32),
+    keep_float32_ops, model_type, smooth_quant_alpha."""
     import onnx
 
     model = _named(onnx.load(source))

@@ -18,8 +18,6 @@ from optbuild.stages.nvidia import half, int8, lint
 from optbuild.stages.nvidia.engine import EngineBuildError
 from optbuild.stages.nvidia.engine import check_profiles as check_engine_profiles
 
-QUANTIZED = ("int8", "fp8")
-
 
 def _calibration(params: dict[str, Any]) -> list[Feeds]:
     """The calibration batches (already in the seeded order); none without a calibration set."""
@@ -79,8 +77,8 @@ def prepare(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> dic
     check_inputs(model, params["inputs"])
     precision, target = params["precision"], Path(out_dir, "model.onnx")
     calibration = _calibration(params)
-    if precision in QUANTIZED:
-        settings = {**params["int8"], "mode": precision}
+    settings = params.get("quantizer")  # int8 and fp8: NVIDIA's quantizer in that mode
+    if settings:
         control, validation = params.get("accuracy_control"), params.get("validation")
         if control and validation:
             from optbuild.stages.nvidia.sensitivity import restore_accuracy
@@ -91,12 +89,13 @@ def prepare(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> dic
                                       settings, data.samples, data.labels, control, request.batch)
         else:
             report = int8.quantize(inputs["model.onnx"], str(target), calibration, params["keep_float"], settings)
-        violations = lint.lint(onnx.load(str(target)), precision)
+        quantized = onnx.load(str(target))
+        violations = lint.lint(quantized, precision)
         if violations:
             raise OptbuildError(f"TensorRT explicit-quantization lint failed on {len(violations)} node(s): "
                                 f"{lint.grouped(violations)}; the quantized graph cannot build as "
                                 f"{precision.upper()} in TensorRT")
-        report["lint"] = lint.summary(onnx.load(str(target)))
+        report["lint"] = lint.summary(quantized)
     elif precision in ("fp16", "bf16"):
         convert = half.to_float16 if precision == "fp16" else half.to_bfloat16
         converted, report = convert(model, calibration, params.get("keep_float32_ops", ()))
@@ -105,4 +104,4 @@ def prepare(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> dic
     else:
         onnx.save(model, str(target))
         report = {"conversion": "none: float32 graph"}
-    return {"files": ["model.onnx"], "data": {"precision": precision, "quantized": precision in QUANTIZED, **report}}
+    return {"files": ["model.onnx"], "data": {"precision": precision, "quantized": bool(settings), **report}}
