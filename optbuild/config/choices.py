@@ -165,3 +165,15 @@ class ProfilingVerbosity(Choice):
     layer_names_only = "layer_names_only"
     detailed = "detailed"  # tactics per layer in the engine inspector: what the layer hash covers
     none = "none"
+
+
+class Layout(Choice):
+    """How a client's image pixels are laid out."""
+
+    NHWC = "NHWC"  # decoded images (PIL, OpenCV, video frames)
+    NCHW = "NCHW"
+
+
+class ColorOrder(Choice):
+    RGB = "RGB"  # PIL, most decoders
+    BGR = "BGR"  # OpenCV

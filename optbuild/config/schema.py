@@ -34,6 +34,7 @@ from optbuild.config.choices import (
 from optbuild.config.datasets import DatasetConfig, ValidateConfig
 from optbuild.config.model import ModelConfig
 from optbuild.config.rules import MAX_SECONDS, RuleError, at_least, within
+from optbuild.config.serve import ServeConfig
 from optbuild.config.tensorrt import TensorRTConfig
 
 _STRICT = ConfigDict(extra="forbid")
@@ -207,6 +208,7 @@ class Config:
     tune: TuneConfig = field(default_factory=TuneConfig)
     target: TargetConfig = field(default_factory=TargetConfig)
     precision: PrecisionConfig = field(default_factory=PrecisionConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
     out_dir: str = "outputs"
     cache_dir: Optional[str] = None
     debug: bool = False
@@ -240,7 +242,39 @@ class Config:
         self._image_data_fits_the_input()
         self._tune_precisions()
         self._profiles_name_inputs()
+        self._serve()
         return self
+
+    def embeds_preprocess(self) -> bool:
+        """Whether the artifact takes client pixels: serve.embed_preprocess, or when null, an image
+        recipe (one image input, validated on images or synthetic data)."""
+        return self.serve.embed_preprocess if self.serve.embed_preprocess is not None else not self._why_not_embed()
+
+    def _why_not_embed(self) -> str | None:
+        image = self.model.image_input()
+        if image is None or len(self.model.inputs) != 1:
+            return "it needs exactly one model input of [N, 1|3, H, W] floats (an image)"
+        if self.validate.enabled and self.validate.dataset not in (*IMAGE_KINDS, DatasetKind.synthetic):
+            return (f"validation feeds the artifact what a client sends (pixels), but validate.dataset="
+                    f"{as_data(self.validate.dataset)} is not images: use an image or synthetic dataset")
+        return None
+
+    def _serve(self) -> None:
+        serve = self.serve
+        if serve.embed_preprocess:
+            why = self._why_not_embed()
+            if why:
+                raise RuleError("serve.embed_preprocess", f"serve.embed_preprocess=true: {why}")
+        embeds = self.embeds_preprocess()
+        if serve.resize and not embeds:
+            raise RuleError("serve.resize", "serve.resize=true resizes client pixels inside the artifact: it needs "
+                                            "serve.embed_preprocess (an image recipe)")
+        if serve.resize and self.target.name is TargetName.nvidia:
+            raise RuleError("serve.resize", "serve.resize=true is for target=intel (OpenVINO resizes inside the IR); "
+                                            "for nvidia, clients send pixels at the input's size")
+        image = self.model.image_input()
+        if embeds and image is not None and image.concrete()[1] == 1 and serve.color.value == "BGR":
+            raise RuleError("serve.color", f"serve.color=BGR: input '{image.name}' has one channel (grayscale)")
 
     def _image_data_fits_the_input(self) -> None:
         """Image datasets decode to one image input: the model must have one, and no other."""

@@ -53,15 +53,18 @@ def preprocess_image(image: Image.Image, preprocess: Mapping[str, Any], input_sh
     """One image as the input's [C, H, W] floats, normalised by mean/std."""
     _, channels, height, width = input_shape
     # Convert first: Pillow resizes palette images with nearest-neighbour regardless of filter.
-    image = image.convert("L" if channels == 1 else "RGB")
-    if height == width:
-        image = _resize_and_crop(image, preprocess, width, height)
-    else:
-        image = _fit(image, preprocess, width, height)
+    image = fit_to_input(image.convert("L" if channels == 1 else "RGB"), preprocess, width, height)
     pixels = np.asarray(image, dtype=np.float32).reshape(height, width, channels) / 255.0
     mean = np.asarray(preprocess["mean"][:channels], dtype=np.float32)
     std = np.asarray(preprocess["std"][:channels], dtype=np.float32)
     return ((pixels - mean) / std).transpose(2, 0, 1)
+
+
+def fit_to_input(image: Image.Image, preprocess: Mapping[str, Any], width: int, height: int) -> Image.Image:
+    """The recipe's resize/crop (or fit) of an image to the input's W×H, in 8-bit pixels."""
+    if height == width:
+        return _resize_and_crop(image, preprocess, width, height)
+    return _fit(image, preprocess, width, height)
 
 
 def _resize_and_crop(image: Image.Image, preprocess: Mapping[str, Any], width: int, height: int) -> Image.Image:

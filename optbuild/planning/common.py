@@ -60,6 +60,36 @@ def model_inputs(config: Config) -> list[dict[str, Any]]:
              "high": spec.high} for spec in config.model.inputs]
 
 
+def client_inputs(config: Config) -> list[dict[str, Any]]:
+    """The artifact's input contract (serving/contract.py): the model's inputs as a client sends
+    them. With serve.embed_preprocess, the image input becomes 8-bit pixels in serve.layout and
+    serve.color, with the recipe's mean/std (and resize) done inside."""
+    from optbuild.config.model import MAX_DIM
+
+    embeds, serve, contract = config.embeds_preprocess(), config.serve, []
+    for spec, plain in zip(config.model.inputs, model_inputs(config)):
+        dynamic = {axis: [spec.range_of(axis).min, spec.range_of(axis).max] for axis, _ in spec.dynamic()}
+        entry = {**plain, "dynamic": dynamic, "layout": None, "color": None, "preprocess": None}
+        if embeds and spec is config.model.image_input():
+            channels, pre = plain["shape"][1], config.model.preprocess
+            order = [0, 2, 3, 1] if serve.layout.value == "NHWC" else [0, 1, 2, 3]
+            axis_of = {old: new for new, old in enumerate(order)}
+            dynamic = {axis_of[axis]: bounds for axis, bounds in dynamic.items()}
+            if serve.resize:  # any H×W: OpenVINO resizes inside
+                dynamic.update({axis_of[2]: [1, MAX_DIM], axis_of[3]: [1, MAX_DIM]})
+            entry.update(dtype="uint8", shape=[plain["shape"][i] for i in order], low=0, high=256,
+                         dynamic={str(axis): bounds for axis, bounds in sorted(dynamic.items())},
+                         layout=serve.layout.value, color=serve.color.value if channels == 3 else "GRAY",
+                         preprocess={"mean": list(pre.mean[:channels]), "std": list(pre.std[:channels]),
+                                     "model_dtype": plain["dtype"], "model_layout": "NCHW",
+                                     "resize_inside": serve.resize,
+                                     "geometry": {"resize": pre.resize, "crop": pre.crop, "fit": pre.fit.value}})
+        else:
+            entry["dynamic"] = {str(axis): bounds for axis, bounds in dynamic.items()}
+        contract.append(entry)
+    return contract
+
+
 def dynamic_axes(config: Config) -> dict[str, dict[int, str]]:
     """Each input's dynamic dimensions by axis, named (an exporter keeps them dynamic)."""
     return {spec.name: {axis: str(spec.shape[axis]) if isinstance(spec.shape[axis], str) else f"{spec.name}_{axis}"

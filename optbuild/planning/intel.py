@@ -18,9 +18,9 @@ from optbuild.planning.common import (
     ONNX_TOOLS,
     OV_TOOLS,
     TORCH_TOOLS,
+    client_inputs,
     dataset,
     metric_specs,
-    model_inputs,
     model_stages,
     quantization_inputs,
     torch_baseline,
@@ -48,9 +48,9 @@ def plan(config: Config, host: Host) -> Plan:
     if config.validate.enabled:
         data = dataset(config.validate, config)
         manifest["validation_dataset"] = data.fingerprint
-        stages.append(StageSpec("validate", 4, validate.validate, "validating against the FP32 reference",
+        stages.append(StageSpec("validate", 5, validate.validate, "validating against the FP32 reference",
                                 inputs={**deployed, "reference.onnx": model.reference}, deps={"dataset": data},
-                                params={"metrics": metric_specs(config)},
+                                params={"metrics": metric_specs(config), "client": client_inputs(config)},
                                 tools=OV_TOOLS + ONNX_TOOLS, platform=True, reports={"validation": "validation"}))
     if config.benchmark.enabled:
         stages.append(_benchmark(config, {**deployed, "reference.onnx": model.graph}))
@@ -89,9 +89,10 @@ def ir_shapes(config: Config) -> dict[str, list[Any]]:
 
 
 def _build(config: Config) -> StageSpec:
-    return StageSpec("build", 2, save.save_ir, "building the OpenVINO IR", inputs=_ir("quantize"),
-                     params={**as_data(config.precision), "device": config.target.device}, tools=OV_TOOLS,
-                     platform=True, reports={"runtime": "runtime", "notes": "notes",
+    return StageSpec("build", 3, save.save_ir, "building the OpenVINO IR", inputs=_ir("quantize"),
+                     params={**as_data(config.precision), "device": config.target.device,
+                             "client": client_inputs(config)}, tools=OV_TOOLS,
+                     platform=True, reports={"runtime": "runtime", "notes": "notes", "interface": "interface",
                                              "resolved_inference_precision": "resolved_inference_precision"})
 
 
@@ -104,10 +105,12 @@ def _benchmark(config: Config, deployed: dict[str, Output]) -> StageSpec:
     measured = dict(deployed)
     if torch and config.model.weights is not None:
         measured["weights.pt"] = Output("source", "weights.pt")
+    if config.embeds_preprocess():  # the same network without the pixels step: the hand-written flow
+        measured.update({"network.xml": Output("quantize", "model.xml"), "network.bin": Output("quantize", "model.bin")})
     bench = config.benchmark
-    return StageSpec("benchmark", 4, benchmark.benchmark,
+    return StageSpec("benchmark", 5, benchmark.benchmark,
                      "benchmarking latency and throughput against ONNX Runtime FP32 (and torch)", inputs=measured,
-                     params={"inputs": model_inputs(config), "iterations": bench.iterations,
+                     params={"inputs": client_inputs(config), "iterations": bench.iterations,
                              "warmup": bench.warmup, "throughput_seconds": bench.throughput_seconds, "torch": torch,
                              "remeasure": bench.remeasure},
                      tools=OV_TOOLS + ONNX_TOOLS + (TORCH_TOOLS if torch else ()), platform=True,
@@ -128,5 +131,5 @@ def tune_params(config: Config) -> dict[str, Any]:
         "inference_precisions": list(dict.fromkeys(as_data(chosen))) if chosen is not None else None,
         "precision": config.precision.name.value,
         "seconds": tune_config.seconds,
-        "inputs": model_inputs(config),
+        "inputs": client_inputs(config),
     }

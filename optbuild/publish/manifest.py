@@ -18,7 +18,7 @@ PROVENANCE = "provenance.json"
 # Fields every manifest has, in this order; stages fill the measured ones through their
 # `reports`, a target's plan adds its own after these.
 FIELDS = ("schema", "recipe", "target", "precision", "created", "overrides", "config", "stages", "artifacts",
-          "runtime", "resolved_inference_precision", "surgery", "quantization", "status", "failure", "gates",
+          "interface", "runtime", "resolved_inference_precision", "surgery", "quantization", "status", "failure", "gates",
           "validation", "validation_dataset", "benchmark", "tuning", "notes", "toolchain", "platform")
 
 

@@ -84,6 +84,13 @@ def benchmark_lines(bench: dict[str, Any]) -> list[str]:
         lines.append(f"throughput (batch {tp['batch']}, {tp['requests']} requests): {tp['samples_per_s']:.1f}/s   "
                      f"ONNX Runtime FP32: {throughput['onnxruntime_fp32']['inferences_per_s']:.1f}/s "
                      f"({bench['speedup_throughput_vs_onnxruntime']:.2f}x)")
+    e2e = bench.get("end_to_end")
+    if e2e:
+        height, width, _ = e2e["image"]
+        lines.append(f"end to end ({width}x{height} image -> outputs, median): {e2e['artifact']['median_ms']:.2f} ms   "
+                     f"hand-written preprocessing + same network: {e2e['hand_written']['median_ms']:.2f} ms "
+                     f"({e2e['ratio_vs_hand_written']:.2f}x the time)   ONNX Runtime FP32: "
+                     f"{e2e['onnxruntime_fp32']['median_ms']:.2f} ms")
     return lines
 
 

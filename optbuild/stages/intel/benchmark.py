@@ -30,15 +30,15 @@ from optbuild.core import machine
 from optbuild.core.platform import version
 from optbuild.data import synthetic_feeds
 from optbuild.passes.onnx_io import cpu_session
+from optbuild.serving.contract import normalize
 from optbuild.stages.intel.cpu import device_facts, usable_cores
 from optbuild.stages.intel.runtime import read_runtime
-from optbuild.stages.metrics import latency_spread, latency_stats
+from optbuild.stages.intel.turns import interleaved
 
 # Properties that shape how requests are scheduled, not what the model computes.
 PERFORMANCE_KEYS = ("PERFORMANCE_HINT", "NUM_STREAMS", "PERFORMANCE_HINT_NUM_REQUESTS", "INFERENCE_NUM_THREADS")
 RESOLVED_KEYS = ("PERFORMANCE_HINT", "NUM_STREAMS", "INFERENCE_NUM_THREADS", "INFERENCE_PRECISION_HINT",
                  "OPTIMAL_NUMBER_OF_INFER_REQUESTS")
-BLOCK = 5  # timed runs of one model per turn (after one untimed run) before the next takes its turn
 
 
 def resolved(compiled: Any) -> dict[str, Any]:
@@ -68,7 +68,9 @@ def compile_at_batch(core: Any, model_xml: str, device: str, properties: dict[st
     model = core.read_model(model_xml)
     first = model.inputs[0].get_partial_shape()[0]
     if first.is_static and first.get_length() != batch:  # a dynamic batch takes any size as it is
-        model.reshape({port.get_any_name(): [batch, *list(port.get_partial_shape().to_shape())[1:]]
+        import openvino as ov
+
+        model.reshape({port.get_any_name(): ov.PartialShape([batch, *list(port.get_partial_shape())[1:]])
                        for port in model.inputs})
     return core.compile_model(model, device, properties)
 
@@ -92,28 +94,6 @@ def async_throughput(compiled: Any, data: dict[str, np.ndarray], seconds: float)
     batch = next(iter(data.values())).shape[0]
     return {"inferences_per_s": done / elapsed, "samples_per_s": done * batch / elapsed, "batch": batch,
             "requests": requests, "inferences": done, "seconds": round(elapsed, 3)}
-
-
-def interleaved(models: dict[str, Callable[[], Any]], iterations: int, warmup: int) -> dict[str, dict[str, float]]:
-    """Per-model latency stats: warm-up, then turns of an untimed run and BLOCK timed ones
-    (the untimed run absorbs the switch: caches, the previous runtime's threads), the order rotating."""
-    for run in models.values():
-        for _ in range(warmup):
-            run()
-    names = list(models)
-    times: dict[str, list[float]] = {name: [] for name in models}
-    turn = 0
-    while any(len(t) < iterations for t in times.values()):
-        order = names[turn % len(names):] + names[: turn % len(names)]
-        for name in order:
-            if len(times[name]) < iterations:
-                models[name]()
-            for _ in range(min(BLOCK, iterations - len(times[name]))):
-                start = time.perf_counter()
-                models[name]()
-                times[name].append(time.perf_counter() - start)
-        turn += 1
-    return {name: {**latency_stats(t), **latency_spread(t)} for name, t in times.items()}
 
 
 def onnxruntime_session(path: str, threads: int) -> Any:
@@ -179,7 +159,9 @@ def benchmark(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> d
     runtime = read_runtime(inputs["runtime.json"])
     core, device = ov.Core(), runtime["device"]
     threads = usable_cores()
-    data = feeds(params["inputs"])
+    contract = params["inputs"]  # what a client sends the artifact
+    data = feeds(contract)
+    model_data = normalize(data, contract)  # the same inputs as the network itself takes them
 
     latency_properties = mode_properties(runtime, "latency")
     compiled = core.compile_model(inputs["model.xml"], device, latency_properties)
@@ -187,12 +169,17 @@ def benchmark(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> d
     request.infer(data)  # inputs stay in the request: the timed call copies nothing
     reference = onnxruntime_session(inputs["reference.onnx"], threads)
     models: dict[str, Callable[[], Any]] = {"artifact": request.infer,
-                                           "onnxruntime_fp32": lambda: reference.run(None, data)}
+                                           "onnxruntime_fp32": lambda: reference.run(None, model_data)}
     if params.get("torch"):
-        models["torch_eager"] = torch_model(params["torch"], inputs.get("weights.pt"), threads, data)
+        models["torch_eager"] = torch_model(params["torch"], inputs.get("weights.pt"), threads, model_data)
     latency = interleaved(models, params["iterations"], params["warmup"])
     latency_runtime = resolved(compiled)
     del request, compiled
+    from_image = None
+    if "network.xml" in inputs:
+        from optbuild.stages.intel.end_to_end import end_to_end
+
+        from_image = end_to_end(inputs, runtime, latency_properties, contract, reference, params)
 
     throughput_properties = mode_properties(runtime, "throughput")
     batch = int(runtime.get("batch", 1)) if runtime.get("objective") == "throughput" else 1
@@ -201,7 +188,7 @@ def benchmark(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> d
     throughput_runtime = resolved(compiled)
     del compiled
     sequential = 1000.0 / latency["onnxruntime_fp32"]["mean_ms"]
-    parallel = onnxruntime_parallel(inputs["reference.onnx"], data, threads, params["throughput_seconds"])
+    parallel = onnxruntime_parallel(inputs["reference.onnx"], model_data, threads, params["throughput_seconds"])
     ort_tp = {"inferences_per_s": max(sequential, parallel["inferences_per_s"]),
               "sequential_per_s": sequential, "parallel": parallel}
     torch_tp = 1000.0 / latency["torch_eager"]["mean_ms"] if "torch_eager" in latency else None
@@ -223,6 +210,8 @@ def benchmark(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> d
         "speedup_latency_vs_torch": _ratio(torch_ms, artifact_ms),
         "speedup_throughput_vs_onnxruntime": artifact_tp["samples_per_s"] / ort_tp["inferences_per_s"],
         "speedup_throughput_vs_torch": _ratio(artifact_tp["samples_per_s"], torch_tp),
+        # From a decoded image to the outputs, when the artifact takes pixels (end_to_end.py).
+        "end_to_end": from_image,
         "runtime": {
             "latency": {"properties": latency_properties, "resolved": latency_runtime, "requests": 1},
             "throughput": {"properties": throughput_properties, "resolved": throughput_runtime,

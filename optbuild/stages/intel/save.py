@@ -5,17 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from optbuild.stages.intel import ir
+from optbuild.stages.intel import client_input, ir
 from optbuild.stages.intel.runtime import RUNTIME_FILE, runtime_properties, write_runtime
 
 
 def save_ir(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> dict[str, Any]:
-    """The IR saved with an explicit weight compression choice, compiled once on the device to
-    prove it loads, and its runtime properties written next to it."""
+    """The IR with the client's preprocessing built in (serve.embed_preprocess), saved with an
+    explicit weight compression choice, compiled once on the device to prove it loads, and its
+    runtime properties written next to it."""
     import openvino as ov
 
     core = ov.Core()
-    model = core.read_model(inputs["model.xml"])
+    model = client_input.embed(core.read_model(inputs["model.xml"]), params["client"])
     ir.save(model, out_dir, params["compress_to_fp16"])
     properties = runtime_properties(params)
     compiled = core.compile_model(str(Path(out_dir, "model.xml")), params["device"], properties)
@@ -29,5 +30,6 @@ def save_ir(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> dic
     return {
         "files": ["model.xml", "model.bin", RUNTIME_FILE],
         "data": {"runtime": runtime, "resolved_inference_precision": resolved, "notes": notes,
-                 "compress_to_fp16": params["compress_to_fp16"]},
+                 "compress_to_fp16": params["compress_to_fp16"],
+                 "interface": client_input.interface(model, params["client"])},
     }

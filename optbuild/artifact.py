@@ -1,0 +1,114 @@
+"""`optbuild.load(PATH)`: a published artifact, checked against its manifest, as a callable.
+
+    model = optbuild.load("outputs/efficientnet_lite0_int8/intel-int8/latest")
+    outputs = model(image)            # a decoded image, an array, or a dict of arrays
+    many = model.map(images)          # concurrent requests (OpenVINO AsyncInferQueue)
+
+The files must hash to what the manifest records (a changed, missing or out-of-folder file
+refuses to load); the input contract (`model.contract`, the manifest's `interface`) is checked
+on every call, so a wrong dtype or size is one clear error instead of garbage outputs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from optbuild.errors import OptbuildError
+from optbuild.publish.manifest import MANIFEST, load_manifest
+from optbuild.publish.verify import check_integrity
+from optbuild.serving.contract import Feeds, check_feeds, describe
+
+
+def version_dir(path: str | Path) -> Path:
+    """A version folder from PATH: the folder itself, `latest`, or a `<target>-<precision>`
+    folder (its `latest`)."""
+    folder = Path(path).expanduser()
+    if not (folder / MANIFEST).is_file() and (folder / "latest" / MANIFEST).is_file():
+        folder = folder / "latest"
+    if not folder.is_dir():
+        raise OptbuildError(f"{path} is not a directory: give an artifact version (…/v1 or …/latest)")
+    return folder.resolve()
+
+
+def checked_manifest(folder: Path) -> dict[str, Any]:
+    """The manifest, after every file it records was found intact and inside the folder."""
+    manifest = load_manifest(folder)
+    if manifest.get("status") == "failed":
+        raise OptbuildError(f"{folder} failed its gates ({manifest.get('failure') or 'see its manifest'}): it is "
+                            "kept as evidence, not for serving")
+    broken = [f.message for f in check_integrity(folder, manifest)
+              if not f.ok and "extra file" not in f.message]
+    if broken:
+        raise OptbuildError(f"{folder} does not match its manifest ({'; '.join(broken)}): refusing to load it; "
+                            "rebuild it or restore the files")
+    return manifest
+
+
+def _contract(manifest: dict[str, Any], fallback: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    interface = manifest.get("interface") or {}
+    return list(interface.get("inputs") or fallback)
+
+
+def load(path: str | Path, device: str | None = None) -> Any:
+    """The artifact at PATH, ready to call. intel: the IR compiled with its runtime.json (on
+    `device` instead when given); nvidia: the TensorRT engine, deserialised on this GPU."""
+    folder = version_dir(path)
+    manifest = checked_manifest(folder)
+    if (folder / "model.xml").is_file():
+        from optbuild.serving.openvino import OpenVINOModel
+        from optbuild.stages.intel.runtime import read_runtime
+
+        runtime = read_runtime(str(folder / "runtime.json"))
+        if device:
+            runtime = {**runtime, "device": device}
+        contract = _contract(manifest, _ir_inputs(folder / "model.xml"))
+        return OpenVINOModel(str(folder / "model.xml"), runtime, contract)
+    if (folder / "model.plan").is_file():
+        return TensorRTModel(folder, manifest)
+    if manifest.get("engine_built") is False:
+        raise OptbuildError(f"{folder} is a TensorRT build kit, not an engine: build it on a GPU machine "
+                            "(`bash trtexec.sh` or `python build_engine.py` in the kit), or build with "
+                            "target.engine=build there, then load that artifact")
+    raise OptbuildError(f"{folder} has neither model.xml nor model.plan: not a loadable artifact")
+
+
+def _ir_inputs(model_xml: Path) -> list[dict[str, Any]]:
+    """The contract of an IR published without one: its inputs as they are."""
+    import openvino as ov
+
+    model = ov.Core().read_model(str(model_xml))
+    contract = []
+    for port in model.inputs:
+        shape = port.get_partial_shape()
+        contract.append({"name": port.get_any_name(), "dtype": port.get_element_type().to_dtype().name,
+                         "shape": [d.get_length() if d.is_static else 1 for d in shape],
+                         "dynamic": {str(a): [1, 1 << 20] for a, d in enumerate(shape) if not d.is_static},
+                         "layout": None, "color": None, "preprocess": None})
+    return contract
+
+
+class TensorRTModel:
+    """A TensorRT engine with its input contract checked: `model(feeds)` -> {output: array}."""
+
+    def __init__(self, folder: Path, manifest: dict[str, Any]) -> None:
+        from optbuild.stages.nvidia.gpu import EngineRunner
+
+        spec = (manifest.get("config") or {}).get("target", {}).get("tensorrt", {})
+        self.runner = EngineRunner(str(folder / "model.plan"), bool(spec.get("version_compatible")))
+        self.contract = _contract(manifest, [])
+        if not self.contract:
+            raise OptbuildError(f"{folder}/manifest.json records no interface: rebuild the artifact with this optbuild")
+
+    def __repr__(self) -> str:
+        return f"<TensorRTModel: {'; '.join(describe(spec) for spec in self.contract)}>"
+
+    def __call__(self, inputs: Any) -> dict[str, np.ndarray]:
+        if not isinstance(inputs, dict):
+            if len(self.contract) != 1:
+                raise OptbuildError("the engine takes several inputs: pass a dict of arrays")
+            inputs = {self.contract[0]["name"]: inputs}
+        feeds: Feeds = check_feeds(inputs, self.contract)
+        return dict(zip(self.runner.outputs, self.runner(feeds)))

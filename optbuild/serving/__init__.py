@@ -1,0 +1,1 @@
+"""Serving an artifact: its input contract and the runtime that runs client inputs through it."""

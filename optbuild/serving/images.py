@@ -1,0 +1,58 @@
+"""A decoded image (PIL, or an 8-bit H×W×C array of any size) as a pixel input's client form."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from optbuild.data.images import fit_to_input
+from optbuild.errors import OptbuildError
+
+
+def _as_pil(image: Any, channels: int) -> Any:
+    from PIL import Image
+
+    if isinstance(image, Image.Image):
+        return image.convert("L" if channels == 1 else "RGB")
+    array = np.asarray(image)
+    if array.dtype != np.uint8 or array.ndim not in (2, 3):
+        raise OptbuildError(f"an image is a PIL image or an 8-bit H×W×C array; got {array.dtype} {list(array.shape)}")
+    return Image.fromarray(array).convert("L" if channels == 1 else "RGB")
+
+
+def centre_cut(pixels: np.ndarray, geometry: dict[str, Any], height: int, width: int) -> np.ndarray:
+    """The part of an H×W×C image the recipe's resize/crop would keep (a view, no copy): for a
+    square input the centre square of crop/resize of the short side; for another `crop` fit, the
+    largest centre box of the input's aspect ratio; `stretch` and `pad` keep the whole image."""
+    h, w = pixels.shape[:2]
+    if geometry["fit"] != "crop":
+        return pixels
+    if height == width:
+        side = max(1, round(min(h, w) * geometry["crop"] / geometry["resize"]))
+        cut_h = cut_w = side
+    else:
+        scale = min(h / height, w / width)
+        cut_h, cut_w = max(1, round(height * scale)), max(1, round(width * scale))
+    top, left = (h - cut_h) // 2, (w - cut_w) // 2
+    return pixels[top:top + cut_h, left:left + cut_w]
+
+
+def image_pixels(image: Any, spec: dict[str, Any]) -> np.ndarray:
+    """One decoded image as the input's client form, batch of one: the recipe's resize/crop on
+    the client side for a fixed-size input (PIL, as the validation data was made), or only the
+    centre cut when the artifact resizes inside."""
+    pre, shape = spec["preprocess"], spec["shape"]
+    nhwc = spec["layout"] == "NHWC"
+    height, width, channels = (shape[1], shape[2], shape[3]) if nhwc else (shape[2], shape[3], shape[1])
+    picture = _as_pil(image, channels)
+    if pre["resize_inside"]:
+        pixels = centre_cut(np.asarray(picture).reshape(picture.height, picture.width, channels),
+                            pre["geometry"], height, width)
+    else:
+        resized = fit_to_input(picture, {**pre["geometry"], "mean": pre["mean"]}, width, height)
+        pixels = np.asarray(resized).reshape(height, width, channels)
+    if spec["color"] == "BGR":
+        pixels = pixels[..., ::-1]
+    pixels = pixels[None] if nhwc else pixels.transpose(2, 0, 1)[None]
+    return np.ascontiguousarray(pixels)
