@@ -20,9 +20,9 @@ from optbuild.errors import OptbuildError
 from optbuild.pipeline.stage import Dependency, Output, StageSpec
 from optbuild.planning.common import (
     ONNX_TOOLS,
+    client_inputs,
     dataset,
     metric_specs,
-    model_inputs,
     model_stages,
     quantization_inputs,
 )
@@ -56,13 +56,36 @@ def builds_engine(config: Config, host: Host) -> bool:
 
 
 def build_spec(config: Config) -> dict[str, Any]:
-    """The engine's build settings as data (no paths): build_spec.json and part of the key."""
+    """The engine's build settings as data (no paths): build_spec.json and part of the key.
+    Input shapes and profiles are the engine's own: in the client's layout when the graph
+    takes pixels (serve.embed_preprocess)."""
     settings = as_data(config.target.tensorrt)
     settings.pop("timing_cache")  # a path: its content digest is keyed instead
     for graph_setting in ("int8_keep_float", "int8_calibration", "int8_high_precision", "half_keep_float32_ops"):
         settings.pop(graph_setting)  # they shape the graph (precision stage), not the builder
-    return {"schema": SPEC_SCHEMA, "precision": config.precision.name.value,
-            "inputs": as_data(config.model.inputs), "tensorrt": settings}
+    inputs = as_data(config.model.inputs)
+    pixels = {spec["name"]: spec for spec in client_inputs(config) if spec["preprocess"]}
+    for spec in inputs:
+        if spec["name"] in pixels:
+            spec.update(_client_layout(spec, pixels[spec["name"]]["layout"]))
+    for profile in settings["profiles"]:
+        for shape_range in profile["shapes"]:
+            if shape_range["input"] in pixels and pixels[shape_range["input"]]["layout"] == "NHWC":
+                shape_range.update({bound: [shape_range[bound][i] for i in NHWC] if len(shape_range[bound]) == 4
+                                    else shape_range[bound] for bound in ("min", "opt", "max")})
+    return {"schema": SPEC_SCHEMA, "precision": config.precision.name.value, "inputs": inputs, "tensorrt": settings}
+
+
+NHWC = (0, 2, 3, 1)
+
+
+def _client_layout(spec: dict[str, Any], layout: str) -> dict[str, Any]:
+    """A model input's spec as 8-bit pixels in `layout`: its shape and the index keys of its
+    dynamic dimensions' ranges follow the axes."""
+    order = NHWC if layout == "NHWC" else (0, 1, 2, 3)
+    axis_of = {old: new for new, old in enumerate(order)}
+    dims = {str(axis_of[int(key)]) if str(key).isdigit() else key: value for key, value in spec["dims"].items()}
+    return {"dtype": "uint8", "shape": [spec["shape"][i] for i in order], "dims": dims}
 
 
 def timing_cache(config: Config) -> Dependency:
@@ -78,7 +101,8 @@ def timing_cache(config: Config) -> Dependency:
 
 def _precision_stage(config: Config, fp32: Output) -> StageSpec:
     name = config.precision.name
-    params: dict[str, Any] = {"target": "nvidia", "precision": name.value, "inputs": as_data(config.model.inputs)}
+    params: dict[str, Any] = {"target": "nvidia", "precision": name.value, "inputs": as_data(config.model.inputs),
+                              "client": client_inputs(config)}
     deps: dict[str, Dependency] = {}
     if name.quantized:  # int8 or fp8: the same quantizer, in its mode
         control, deps = quantization_inputs(config)
@@ -92,10 +116,10 @@ def _precision_stage(config: Config, fp32: Output) -> StageSpec:
         params["keep_float32_ops"] = list(config.target.tensorrt.half_keep_float32_ops)
         if name is PrecisionName.fp16 and config.calibration.dataset:  # measures float16 overflow on it
             deps = {"calibration": dataset(config.calibration, config)}
-    return StageSpec("precision", 9, precision.prepare, "setting precision in the graph (Q/DQ or float16/bfloat16)",
+    return StageSpec("precision", 10, precision.prepare, "setting precision in the graph (Q/DQ or float16/bfloat16)",
                      inputs={"model.onnx": fp32}, params=params, deps=deps,
                      tools=ONNX_TOOLS + (("nvidia-modelopt",) if name.quantized else ()),
-                     reports={"quantization": "", "tensorrt_lint": "lint"})
+                     reports={"quantization": "", "tensorrt_lint": "lint", "interface": "interface"})
 
 
 def plan(config: Config, host: Host) -> Plan:
@@ -111,9 +135,10 @@ def plan(config: Config, host: Host) -> Plan:
     if config.validate.enabled:
         data = dataset(config.validate, config)
         manifest["validation_dataset"] = data.fingerprint
-        stages.append(StageSpec("cpu_proxy", 3, proxy.cpu_proxy, "checking the prepared graph on CPU against FP32",
+        stages.append(StageSpec("cpu_proxy", 4, proxy.cpu_proxy, "checking the prepared graph on CPU against FP32",
                                 inputs={"model.onnx": prepared, "reference.onnx": model.reference},
-                                params={"precision": config.precision.name.value, "metrics": metric_specs(config)},
+                                params={"precision": config.precision.name.value, "metrics": metric_specs(config),
+                                        "client": client_inputs(config)},
                                 deps={"dataset": data},
                                 tools=ONNX_TOOLS, reports={"cpu_proxy": "cpu_proxy"}))
     cache = timing_cache(config)
@@ -127,9 +152,10 @@ def plan(config: Config, host: Host) -> Plan:
         kit_deps = {"timing_cache": cache}
         if config.validate.enabled:  # the kit checks its engine on the first validation samples
             kit_inputs["reference.onnx"] = model.reference
-            kit_params.update(precision=config.precision.name.value, min_cosine=_cosine_gate(config))
+            kit_params.update(precision=config.precision.name.value, min_cosine=_cosine_gate(config),
+                              client=client_inputs(config))
             kit_deps["dataset"] = dataset(config.validate, config)
-        stages.append(StageSpec("kit", 5, kit.make_kit, "writing the TensorRT build kit",
+        stages.append(StageSpec("kit", 6, kit.make_kit, "writing the TensorRT build kit",
                                 inputs=kit_inputs, params=kit_params, deps=kit_deps,
                                 tools=ONNX_TOOLS + ("polygraphy",),
                                 reports={"trtexec": "trtexec", "engine_check": "engine_check"}))
@@ -159,16 +185,17 @@ def _engine_stages(config: Config, host: Host, prepared: Output, fp32: Output, s
     built = {"model.plan": Output("engine", "model.plan"), "reference.onnx": fp32}
     compatible = config.target.tensorrt.version_compatible
     if config.validate.enabled:
-        stages.append(StageSpec("validate", 4, gpu.validate, "validating the engine against the FP32 reference",
+        stages.append(StageSpec("validate", 5, gpu.validate, "validating the engine against the FP32 reference",
                                 inputs=built,
                                 params={"target": "nvidia", "version_compatible": compatible,
+                                        "client": client_inputs(config),
                                         "metrics": metric_specs(config)},
                                 deps={"dataset": dataset(config.validate, config), "gpu": on_gpu},
                                 tools=TRT_TOOLS + ONNX_TOOLS, platform=True, reports={"validation": "validation"}))
     if config.benchmark.enabled:
-        stages.append(StageSpec("benchmark", 3, gpu.benchmark, "timing the engine (CUDA events, back to back) and ONNX Runtime FP32",
+        stages.append(StageSpec("benchmark", 4, gpu.benchmark, "timing the engine (CUDA events, back to back) and ONNX Runtime FP32",
                                 inputs=built,
-                                params={"target": "nvidia", "inputs": model_inputs(config),
+                                params={"target": "nvidia", "inputs": client_inputs(config),
                                         "version_compatible": compatible, "iterations": config.benchmark.iterations,
                                         "warmup": config.benchmark.warmup,
                                         "throughput_seconds": config.benchmark.throughput_seconds,

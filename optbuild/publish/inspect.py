@@ -112,7 +112,7 @@ def artifact_facts(folder: Path) -> dict[str, Any]:
     folder, manifest = _manifest(folder)
     keep = ("schema", "recipe", "target", "precision", "version", "created", "overrides", "artifacts",
             "resolved_inference_precision", "surgery", "quantization", "validation", "benchmark", "toolchain",
-            "status", "failure", "tuning")
+            "status", "failure", "tuning", "interface")
     facts: dict[str, Any] = {"kind": "artifact", "path": str(folder), **{k: manifest.get(k) for k in keep}}
     facts["stages"] = [{k: s.get(k) for k in ("name", "cache_hit", "seconds", "key")}
                        for s in manifest.get("stages", [])]
@@ -181,6 +181,7 @@ def render_artifact(facts: dict[str, Any]) -> list[str]:
         lines.append(f"  status: FAILED, not promoted to latest: {facts.get('failure')}")
     if facts.get("overrides"):
         lines.append(f"  overrides: {' '.join(facts['overrides'])}")
+    lines += interface_lines(facts.get("interface"))
     lines.append("  artifacts:")
     lines += [f"    {a['path']:<16} {_size(a['bytes']):>10}  sha256 {a['sha256'][:12]}" for a in facts.get("artifacts") or []]
     lines.append("  stages:")
@@ -209,6 +210,28 @@ def render_artifact(facts: dict[str, Any]) -> list[str]:
         lines.append(f"  toolchain: {tools}")
     if "model" in facts:
         lines += ["  model:"] + ["    " + line for line in render_model(facts["model"])]
+    return lines
+
+
+def interface_lines(interface: dict[str, Any] | None) -> list[str]:
+    """What a client sends and gets back (the manifest's input contract)."""
+    from optbuild.serving.contract import describe
+
+    if not interface:
+        return []
+    lines = ["  takes:"]
+    for spec in interface["inputs"]:
+        lines.append(f"    {describe(spec)}")
+        pre = spec.get("preprocess")
+        if pre:
+            size = "any H×W, resized inside (bilinear)" if pre["resize_inside"] else "at exactly this size"
+            geometry = pre["geometry"]
+            lines.append(f"      8-bit pixels {size}; inside: to float, (x/255 - mean {pre['mean']}) / std {pre['std']}"
+                         f", to {pre['model_layout']}. Clients resize {geometry['resize']} + crop {geometry['crop']} "
+                         f"({geometry['fit']}) first" + (" (optbuild.load cuts the centre)" if pre["resize_inside"]
+                                                          else " (optbuild.load does it for a decoded image)"))
+    lines.append("  returns:")
+    lines += [f"    {o['name']}: {o['dtype']} {o['shape']}" for o in interface["outputs"]]
     return lines
 
 

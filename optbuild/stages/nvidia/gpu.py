@@ -18,6 +18,7 @@ from optbuild.core.digest import sha256_file
 from optbuild.data import DatasetRequest, load_labeled, synthetic_feeds
 from optbuild.errors import OptbuildError
 from optbuild.passes.onnx_io import cpu_session
+from optbuild.serving.contract import normalize, to_pixels
 from optbuild.stages.metrics import latency_spread, latency_stats, paired_outputs, validation_metrics
 from optbuild.stages.nvidia import engine
 from optbuild.stages.nvidia.kit import write_spec
@@ -122,7 +123,9 @@ def validate(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> di
     data = load_labeled(request)
     reference = cpu_session(inputs["reference.onnx"])
     runner = EngineRunner(inputs["model.plan"], params["version_compatible"])
-    ref_out, eng_out = paired_outputs(data.samples, request.batch, lambda x: reference.run(None, x), runner)
+    contract = params.get("client") or []  # the engine takes what a client sends
+    ref_out, eng_out = paired_outputs(to_pixels(data.samples, contract), request.batch,
+                                      lambda x: reference.run(None, normalize(x, contract)), runner)
     metrics = validation_metrics(ref_out, eng_out, [o.name for o in reference.get_outputs()], data.labels,
                                  params.get("metrics", ()))
     return {"files": [], "data": {"validation": {**metrics, "runtime": "tensorrt"}}}
@@ -137,7 +140,8 @@ def benchmark(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> d
     reference = cpu_session(inputs["reference.onnx"])
     runner = EngineRunner(inputs["model.plan"], params["version_compatible"])
     torch = runner.torch
-    x = synthetic_feeds(params["inputs"])
+    x = synthetic_feeds(params["inputs"])  # what a client sends the engine
+    model_x = normalize(x, params["inputs"])  # the same, as the FP32 model takes it
     runner.bind(x)  # the input stays on the device: the events time the engine alone
     for _ in range(params["warmup"]):
         runner.execute()
@@ -165,7 +169,7 @@ def benchmark(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> d
     baseline_s = []
     for i in range(params["warmup"] + params["iterations"]):
         t0 = time.perf_counter()
-        reference.run(None, x)
+        reference.run(None, model_x)
         if i >= params["warmup"]:
             baseline_s.append(time.perf_counter() - t0)
     artifact = {**latency_stats(engine_s), **latency_spread(engine_s)}

@@ -129,18 +129,20 @@ def _write_check(inputs: dict[str, str], params: dict[str, Any], out: Path) -> d
     from polygraphy.json import save_json
 
     from optbuild.data import DatasetRequest, batches, load
+    from optbuild.serving.contract import normalize, to_pixels
     from optbuild.stages.nvidia.half import emulate_bfloat16
     from optbuild.stages.nvidia.proxy import qdq_session
 
     request = DatasetRequest.from_data(params["dataset"])
-    feeds = batches(load(request), request.batch)[:CHECK_SAMPLES]
+    contract = params.get("client") or []  # samples as a client sends them; the FP32 reference gets them normalised
+    feeds = batches(to_pixels(load(request), contract), request.batch)[:CHECK_SAMPLES]
     reference = qdq_session(inputs["reference.onnx"])
     prepared: Any = inputs["model.onnx"]
     if params["precision"] == "bf16":  # ONNX Runtime has no bfloat16 kernels: as the CPU proxy runs it
         prepared = emulate_bfloat16(onnx.load(prepared)).SerializeToString()
     proxy = qdq_session(prepared)
     names = [o.name for o in reference.get_outputs()]
-    expected = [dict(zip(names, reference.run(None, feed))) for feed in feeds]
+    expected = [dict(zip(names, reference.run(None, normalize(feed, contract)))) for feed in feeds]
     on_cpu = check_engine.compare(expected, [dict(zip(names, proxy.run(None, feed))) for feed in feeds], 0.0)
     proxy_cosine = min(o["cosine_mean"] for o in on_cpu["outputs"].values())
     gate = params.get("min_cosine")

@@ -14,7 +14,7 @@ from typing import Any
 from optbuild.data import DatasetRequest, Feeds, batches, load, load_labeled
 from optbuild.errors import OptbuildError
 from optbuild.stages.model_inputs import check_inputs
-from optbuild.stages.nvidia import half, int8, lint
+from optbuild.stages.nvidia import client_input, half, int8, lint
 from optbuild.stages.nvidia.engine import EngineBuildError
 from optbuild.stages.nvidia.engine import check_profiles as check_engine_profiles
 
@@ -104,4 +104,11 @@ def prepare(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> dic
     else:
         onnx.save(model, str(target))
         report = {"conversion": "none: float32 graph"}
-    return {"files": ["model.onnx"], "data": {"precision": precision, "quantized": bool(settings), **report}}
+    contract = params.get("client") or []
+    embeds = bool(client_input.pixel_inputs(contract))
+    prepared = onnx.load(str(target), load_external_data=embeds)
+    if embeds:  # after the precision tools: the pixels step stays float32
+        prepared = client_input.embed(prepared, contract)
+        onnx.save(prepared, str(target))
+    return {"files": ["model.onnx"], "data": {"precision": precision, "quantized": bool(settings), **report,
+                                              "interface": client_input.interface(prepared, contract)}}

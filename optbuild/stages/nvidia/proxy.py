@@ -13,6 +13,7 @@ import numpy as np
 
 from optbuild.data import DatasetRequest, load_labeled
 from optbuild.passes.onnx_io import cpu_session
+from optbuild.serving.contract import normalize, to_pixels
 from optbuild.stages.metrics import paired_outputs, validation_metrics
 from optbuild.stages.nvidia.half import emulate_bfloat16
 
@@ -43,8 +44,10 @@ def cpu_proxy(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> d
         emulation = "bfloat16 rounding of every bfloat16 tensor, float32 arithmetic"
     candidate = qdq_session(candidate_model)
     names = [o.name for o in reference.get_outputs()]
+    contract = params.get("client") or []  # the graph takes what a client sends; the reference its own input
     reference_outputs, candidate_outputs = paired_outputs(
-        data.samples, request.batch, lambda x: reference.run(None, x), lambda x: candidate.run(None, x))
+        to_pixels(data.samples, contract), request.batch, lambda x: reference.run(None, normalize(x, contract)),
+        lambda x: candidate.run(None, x))
     metrics = validation_metrics(reference_outputs, candidate_outputs, names, data.labels, params.get("metrics", ()))
     return {"files": [], "data": {"cpu_proxy": {
         **metrics,
