@@ -15,18 +15,20 @@ from optbuild.errors import OptbuildError
 
 SERVERS = ("triton", "ovms")
 USAGE = "optbuild deploy PATH --to triton|ovms DIR"
+FULL_USAGE = f"{USAGE} [--name NAME] [--version N] [--max-batch N] [--engine FILE] [--force]"
 
 
 def _parser() -> Parser:
     parser = Parser("optbuild deploy", __doc__.split("\n\n")[0])
+    parser.usage = FULL_USAGE
     parser.add_argument("path", type=Path, help="a published version (…/v<N>) or its `latest`")
     parser.add_argument("--to", nargs="+", metavar=("SERVER", "DIR"), required=True,
                         help="triton or ovms, and the model repository directory to write into")
     parser.add_argument("--name", help="the model's name on the server (default: the recipe's name)")
-    parser.add_argument("--version", type=int, help="the model version (default: N of the artifact's vN)")
-    parser.add_argument("--max-batch", type=int, dest="max_batch",
+    parser.add_argument("--version", type=int, metavar="N", help="the model version (default: N of the artifact's vN)")
+    parser.add_argument("--max-batch", type=int, dest="max_batch", metavar="N",
                         help="triton, dynamic batch: the largest batch to form (default: the artifact's bound)")
-    parser.add_argument("--engine", type=Path,
+    parser.add_argument("--engine", type=Path, metavar="FILE",
                         help="triton, TensorRT kit: the model.plan built from the kit on a GPU machine")
     parser.add_argument("--force", action="store_true", help="replace a different deployment in that version folder")
     return parser

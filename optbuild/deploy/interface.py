@@ -56,7 +56,8 @@ def _dim(value: Any) -> int:
 
 def _recorded(recorded: dict[str, Any]) -> Interface:
     try:
-        sides = [tuple(Tensor(str(t["name"]), str(t["dtype"]), tuple(_dim(d) for d in t["shape"]))
+        sides = [tuple(Tensor(str(t["name"]), _OPENVINO_TYPES.get(str(t["dtype"]), str(t["dtype"])),
+                              tuple(_dim(d) for d in t["shape"]))
                        for t in recorded[side]) for side in ("inputs", "outputs")]
     except (KeyError, TypeError) as err:
         raise OptbuildError(f"deploy: the manifest's interface is malformed (no {err}); rebuild the artifact") from err
