@@ -21,6 +21,7 @@ _USAGE = """\
 usage: optbuild recipe=NAME [target=intel|nvidia] [precision=fp32|fp16|bf16|int8] [key=value ...]
        optbuild -m recipe=NAME precision=fp32,fp16,int8 ...   (a sweep)
        optbuild passes | inspect PATH | verify PATH [--rebuild] | report DIR
+       optbuild deploy PATH --to triton|ovms DIR [--name NAME] [--version N]
 
 recipes: {recipes}  (more in the directories on OPTBUILD_RECIPE_PATH)
 `optbuild recipe=NAME --help` shows the composed config and its groups."""

@@ -34,7 +34,14 @@ def _report(args: list[str]) -> int:
     return run(args)
 
 
-VERBS = {"passes": _passes, "verify": _verify, "inspect": _inspect, "report": _report}
+def _deploy(args: list[str]) -> int:
+    """Write a Triton or OpenVINO Model Server repository from a published artifact version."""
+    from optbuild.deploy.command import run
+
+    return run(args)
+
+
+VERBS = {"passes": _passes, "verify": _verify, "inspect": _inspect, "report": _report, "deploy": _deploy}
 
 
 def run_verb(verb: str, args: list[str]) -> int:
