@@ -57,11 +57,19 @@ def _dim(value: Any) -> int:
 def _recorded(recorded: dict[str, Any]) -> Interface:
     try:
         sides = [tuple(Tensor(str(t["name"]), _OPENVINO_TYPES.get(str(t["dtype"]), str(t["dtype"])),
-                              tuple(_dim(d) for d in t["shape"]))
+                              _recorded_shape(t))
                        for t in recorded[side]) for side in ("inputs", "outputs")]
     except (KeyError, TypeError) as err:
         raise OptbuildError(f"deploy: the manifest's interface is malformed (no {err}); rebuild the artifact") from err
     return Interface(sides[0], sides[1], "manifest interface")
+
+
+def _recorded_shape(tensor: dict[str, Any]) -> tuple[int, ...]:
+    """An input contract records its opt sizes in `shape` and what may vary in `dynamic`."""
+    dims = [_dim(d) for d in tensor["shape"]]
+    for axis in tensor.get("dynamic") or {}:
+        dims[int(axis)] = DYNAMIC
+    return tuple(dims)
 
 
 def _from_openvino(artifact: Artifact) -> Interface:

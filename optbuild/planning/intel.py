@@ -89,7 +89,7 @@ def ir_shapes(config: Config) -> dict[str, list[Any]]:
 
 
 def _build(config: Config) -> StageSpec:
-    return StageSpec("build", 3, save.save_ir, "building the OpenVINO IR", inputs=_ir("quantize"),
+    return StageSpec("build", 4, save.save_ir, "building the OpenVINO IR", inputs=_ir("quantize"),
                      params={**as_data(config.precision), "device": config.target.device,
                              "client": client_inputs(config)}, tools=OV_TOOLS,
                      platform=True, reports={"runtime": "runtime", "notes": "notes", "interface": "interface",

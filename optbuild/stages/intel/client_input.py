@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from optbuild.config.model import MAX_DIM
 from optbuild.serving.contract import PIXEL_SCALE, pixel_inputs
 
 
@@ -41,7 +42,13 @@ def embed(model: Any, contract: list[dict[str, Any]]) -> Any:
 def interface(model: Any, contract: list[dict[str, Any]]) -> dict[str, Any]:
     """The IR's inputs (the contract, with the shapes the IR really has) and outputs."""
     ports = {port.get_any_name(): port for port in model.inputs}
-    inputs = [{**spec, "ir_shape": ports[spec["name"]].get_partial_shape().to_string()} for spec in contract]
+    inputs = []
+    for spec in contract:  # the IR decides what may vary: the recipe's other dims were fixed at opt
+        shape = ports[spec["name"]].get_partial_shape()
+        dynamic = {str(axis): [max(1, dim.get_min_length()), dim.get_max_length() if dim.get_max_length() > 0 else MAX_DIM]
+                   for axis, dim in enumerate(shape) if not dim.is_static}
+        concrete = [dim.get_length() if dim.is_static else size for dim, size in zip(shape, spec["shape"])]
+        inputs.append({**spec, "shape": concrete, "dynamic": dynamic, "ir_shape": shape.to_string()})
     outputs = [{"name": port.get_any_name(), "dtype": port.get_element_type().to_dtype().name,
                 "shape": [d.get_length() if d.is_static else -1 for d in port.get_partial_shape()]}
                for port in model.outputs]
