@@ -126,3 +126,38 @@ def test_nvidia_accuracy_control_keeps_the_most_sensitive_layers_out_of_qdq(cli,
     assert kept and kept == ranked[: len(kept)] and len(kept) < len(ranked)  # the most sensitive, not all
     assert set(kept) <= set(manifest["quantization"]["kept_float_nodes"])
     assert manifest["tensorrt_lint"]["passed"]  # still a graph TensorRT builds as explicit INT8
+
+
+def test_embedded_preprocessing_keeps_top1_on_real_labels_and_load_serves_raw_pixels(cli, cnn, tmp_path: Path):
+    """The FP32 artifact takes 8-bit Fashion-MNIST pixels as they are stored and normalises them
+    itself: validation (the artifact fed pixels, the FP32 ONNX fed the recipe's preprocessing) and
+    optbuild.load on the raw test images give the reference's top-1, image for image."""
+    import numpy as np
+
+    import optbuild
+    from optbuild.data import fashion_mnist_arrays
+    from optbuild.passes.onnx_io import cpu_session
+
+    result = build(cli, cnn, "precision=fp32", "validate.num_samples=1000")
+    assert result.returncode == 0, result.stderr
+    version = tmp_path / "outputs/fashion_mnist_cnn_int8/intel-fp32/v1"
+    manifest = manifest_of(version)
+    [takes] = manifest["interface"]["inputs"]
+    assert (takes["dtype"], takes["shape"], takes["layout"], takes["color"]) == ("uint8", [1, 28, 28, 1], "NHWC",
+                                                                                 "GRAY")
+    validation = manifest["validation"]
+    assert validation["labeled_samples"] == 1000
+    assert validation["artifact_top1"] == validation["reference_top1"] > 0.7
+    assert validation["top1_agreement"] == 1.0
+
+    model = optbuild.load(version)
+    reference = cpu_session(str(cnn))
+    images, labels = fashion_mnist_arrays("test")
+    images, labels = images[:200], labels[:200]
+    served = np.concatenate([model(image[:, :, None])["logits"] for image in images])  # H×W×1, no batch axis
+    batch = ((images[:, None].astype(np.float32) / 255.0 - 0.2860) / 0.3530).astype(np.float32)
+    expected = np.concatenate([reference.run(None, {"input": x[None]})[0] for x in batch])
+    assert np.array_equal(served.argmax(1), expected.argmax(1))
+    assert (served.argmax(1) == labels).mean() == (expected.argmax(1) == labels).mean()
+    with pytest.raises(optbuild.errors.OptbuildError, match="is float32, the artifact takes uint8"):
+        model(batch[:1].transpose(0, 2, 3, 1))  # already normalised floats: refused, not garbage

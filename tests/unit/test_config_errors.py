@@ -113,6 +113,13 @@ CASES = [
                               "target.tensorrt.timing_cache=<tmp>/none.cache"], ["timing_cache", "is not a file"]),
     ("unwritable output dir", ["recipe=small", "out_dir=<a_file>/outputs"], ["choose a writable"]),
     ("unknown command", ["frobnicate"], ["unknown command 'frobnicate'"]),
+    ("resize inside a TensorRT graph", ["recipe=small", "target=nvidia", "target.engine=kit", "serve.resize=true"],
+     ["serve.resize=true is for target=intel"]),
+    ("resize without pixels", ["recipe=small", "serve.embed_preprocess=false", "serve.resize=true"],
+     ["serve.resize=true", "needs serve.embed_preprocess"]),
+    ("pixels validated on arrays", ["recipe=small", "serve.embed_preprocess=true", "validate.dataset=npz",
+                                    "validate.path=<wrong_npz>"], ["serve.embed_preprocess=true", "is not images"]),
+    ("unknown pixel layout", ["recipe=small", "serve.layout=HWC"], ["serve.layout", "NHWC"]),
 ]
 
 
