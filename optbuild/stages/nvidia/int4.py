@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from optbuild.errors import OptbuildError, first_line
-from optbuild.stages.nvidia.int8 import _named, _NoGpuProbe, calibration_arrays
+from optbuild.stages.nvidia.int8 import NoGpuProbe, calibration_arrays, named
 
 GEMM_OPS = ("MatMul", "Gemm")
 
@@ -77,7 +77,7 @@ def quantize(source: str, target: str, batches: list[dict[str, np.ndarray]], set
     awq_clip or rtn_dq) and block_size (64 or 128). `batches` may be empty for rtn_dq."""
     import onnx
 
-    model = _named(onnx.load(source))
+    model = named(onnx.load(source))
     if not quantizable_weights(model):
         raise OptbuildError("precision int4 quantizes the constant weights of MatMul/Gemm nodes, and this model has "
                             "none (rank >= 2, read as the second input): use precision=fp16 or int8 for it")
@@ -115,7 +115,7 @@ def _run_modelopt(work: str, target: str, batches: list[dict[str, np.ndarray]], 
     except ImportError as err:
         raise OptbuildError(f"NVIDIA's quantizer cannot quantize to INT4 here ({first_line(err)}): run `make setup`, "
                             "which installs nvidia-modelopt with cppimport, Mako and pybind11 (see the Makefile)") from err
-    logging.getLogger("modelopt.onnx").addFilter(_NoGpuProbe())
+    logging.getLogger("modelopt.onnx").addFilter(NoGpuProbe())
     data, shapes = calibration_arrays(batches) if batches else (None, None)
     try:
         moq.quantize(onnx_path=work, quantize_mode="int4", calibration_method=method, calibration_data=data,
