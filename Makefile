@@ -10,8 +10,11 @@ TRT_STUBS := $(VENV)/trt-stubs
 # NVIDIA's quantizer (target=nvidia INT8) with what it needs beyond ours (nvidia-ml-py and lief,
 # which its ONNX path imports, and pulp, its one other base requirement): its `[onnx]` extra pins
 # onnx and onnxruntime-gpu versions other than the project's, so it goes in without dependencies
-# (pinned in constraints.txt like everything else).
-MODELOPT := nvidia-modelopt nvidia-ml-py lief pulp
+# (pinned in constraints.txt like everything else). INT4 (precision=int4) packs its weights with a
+# C++ extension modelopt compiles on first use through cppimport (which needs Mako and pybind11):
+# without cppimport its INT4 export fails on import; without g++ and Python's headers it falls
+# back to packing in Python (slower).
+MODELOPT := nvidia-modelopt nvidia-ml-py lief pulp cppimport mako pybind11
 
 .PHONY: demo test test-fast typecheck lint-imports setup datasets clean
 

@@ -227,14 +227,22 @@ class Config:
     @model_validator(mode="after")
     def _cross_sections(self) -> Config:
         name = self.precision.name
-        if name is PrecisionName.fp8 and self.target.name is not TargetName.nvidia:
-            raise RuleError("precision", f"precision=fp8 is for target=nvidia (TensorRT on GPUs with FP8 tensor cores); "
+        if name.nvidia_only and self.target.name is not TargetName.nvidia:
+            what = {PrecisionName.fp8: "TensorRT on GPUs with FP8 tensor cores",
+                    PrecisionName.int4: "TensorRT's INT4 weight-only GEMMs"}[name]
+            raise RuleError("precision", f"precision={name.value} is for target=nvidia ({what}); "
                             f"target={self.target.name.value} builds fp32, fp16, bf16 or int8")
-        int8 = name.quantized
-        if int8 and self.calibration.dataset is None:
-            raise RuleError("calibration.dataset", f"precision={name.value} needs a calibration dataset: set "
-                            f"calibration.dataset ({', '.join(DatasetKind.values())})")
+        if self.calibrates() and self.calibration.dataset is None:
+            method = f" with target.tensorrt.int4_method={self.target.tensorrt.int4_method.value}" \
+                if name is PrecisionName.int4 else ""
+            also = " (or use target.tensorrt.int4_method=rtn_dq, which needs none)" if method else ""
+            raise RuleError("calibration.dataset", f"precision={name.value}{method} needs a calibration dataset: set "
+                            f"calibration.dataset ({', '.join(DatasetKind.values())}){also}")
         control = self.quantize.accuracy_control
+        if name is PrecisionName.int4 and control.enabled:
+            raise RuleError("quantize.accuracy_control.enabled", "quantize.accuracy_control keeps INT8/FP8 layers "
+                            "in float; precision=int4 is weight-only and has no such search: drop it or use int8")
+        int8 = name.quantized
         if int8 and control.enabled and control.metric == AccuracyMetric.top1 and self.validate.unlabeled:
             raise RuleError("quantize.accuracy_control.metric", "quantize.accuracy_control.metric=top1 needs "
                             f"labels but validate.dataset={as_data(self.validate.dataset)} has none: use a labeled "
@@ -276,9 +284,17 @@ class Config:
         if embeds and image is not None and image.concrete()[1] == 1 and serve.color.value == "BGR":
             raise RuleError("serve.color", f"serve.color=BGR: input '{image.name}' has one channel (grayscale)")
 
+    def calibrates(self) -> bool:
+        """Whether the build quantizes with calibration data: int8, fp8, and int4 unless its method
+        is round-to-nearest."""
+        name = self.precision.name
+        if name is PrecisionName.int4:
+            return self.target.tensorrt.int4_method.calibrates
+        return name.quantized
+
     def _image_data_fits_the_input(self) -> None:
         """Image datasets decode to one image input: the model must have one, and no other."""
-        calibrates = self.precision.name.quantized or (
+        calibrates = self.calibrates() or (
             self.target.name is TargetName.nvidia and self.precision.name is PrecisionName.fp16)
         used = [("calibration", self.calibration)] if calibrates else []
         used += [("validate", self.validate)] if self.validate.enabled else []

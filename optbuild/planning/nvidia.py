@@ -61,7 +61,8 @@ def build_spec(config: Config) -> dict[str, Any]:
     takes pixels (serve.embed_preprocess)."""
     settings = as_data(config.target.tensorrt)
     settings.pop("timing_cache")  # a path: its content digest is keyed instead
-    for graph_setting in ("int8_keep_float", "int8_calibration", "int8_high_precision", "half_keep_float32_ops"):
+    for graph_setting in ("int8_keep_float", "int8_calibration", "int8_high_precision", "int4_method",
+                          "int4_block_size", "half_keep_float32_ops"):
         settings.pop(graph_setting)  # they shape the graph (precision stage), not the builder
     inputs = as_data(config.model.inputs)
     pixels = {spec["name"]: spec for spec in client_inputs(config) if spec["preprocess"]}
@@ -104,9 +105,13 @@ def _precision_stage(config: Config, fp32: Output) -> StageSpec:
     params: dict[str, Any] = {"target": "nvidia", "precision": name.value, "inputs": as_data(config.model.inputs),
                               "client": client_inputs(config)}
     deps: dict[str, Dependency] = {}
-    if name.quantized:  # int8 or fp8: the same quantizer, in its mode
+    tensorrt = config.target.tensorrt
+    if name is PrecisionName.int4:  # weight-only: no activation ranges, calibration only for AWQ
+        deps = quantization_inputs(config)[1] if config.calibrates() else {}
+        params["quantizer"] = {"mode": name.value, "calibration_method": tensorrt.int4_method.value,
+                               "block_size": tensorrt.int4_block_size}
+    elif name.quantized:  # int8 or fp8: the same quantizer, in its mode
         control, deps = quantization_inputs(config)
-        tensorrt = config.target.tensorrt
         params.update(control, keep_float=list(tensorrt.int8_keep_float), quantizer={
             "mode": name.value, "calibration_method": tensorrt.int8_calibration.value,
             "high_precision": tensorrt.int8_high_precision.value,

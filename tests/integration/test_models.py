@@ -259,6 +259,33 @@ class TestMiniLM:
         dequantized = {n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
         assert {n.op_type for n in model.graph.node if set(n.input) & dequantized} == {"MatMul"}
 
+    def test_int4_kit_for_nvidia_stores_the_matmul_weights_in_int4_blocks(self, shared: Cli):
+        """awq_lite on 32 calibration sentences measured embedding cosine 0.950 (min 0.916) on the 128
+        validation sentences; rtn_dq (no data) measured 0.933, so the 0.94 gate holds AWQ to its gain.
+        Nearest-neighbour agreement drops to 0.69 in INT4: recorded, not gated."""
+        result = shared("recipe=minilm_l6_int8", "target=nvidia", "target.engine=kit", "precision=int4",
+                        "calibration.num_samples=32",
+                        "validate.metrics=[{name:cosine,min:0.94},{name:cosine_min,min:0.9},{name:retrieval_agreement}]")
+        assert result.returncode == 0, result.stderr
+        version = shared.cwd / "outputs/minilm_l6_int8/nvidia-int4/v1"
+        manifest = manifest_of(version)
+        assert manifest["status"] == "passed" and manifest["tensorrt_lint"]["passed"]
+        assert "weight-only" in manifest["tensorrt_lint"]["rules"]
+        values = metric_values(manifest["cpu_proxy"])
+        assert values[("cosine", "sentence_embedding")] >= 0.94 and values[("cosine_min", "sentence_embedding")] >= 0.9
+        quantization = manifest["quantization"]
+        assert (quantization["calibration_method"], quantization["block_size"]) == ("awq_lite", 128)
+        assert quantization["int4_weights"] == 36  # six layers of Q, K, V, output and two FFN GEMMs
+        assert quantization["bytes"] < 0.65 * quantization["bytes_before"]  # the float word embeddings stay
+        model = onnx.load(str(version / "model.onnx"))
+        constants = {t.name: t.data_type for t in model.graph.initializer}
+        dequantizers = [n for n in model.graph.node if n.op_type == "DequantizeLinear"]
+        assert all(constants[n.input[0]] == onnx.TensorProto.INT4 for n in dequantizers)
+        assert not [n for n in model.graph.node if n.op_type == "QuantizeLinear"]
+        dequantized = {n.output[0] for n in dequantizers}
+        assert {n.op_type for n in model.graph.node if set(n.input) & dequantized} == {"MatMul"}
+        assert "--stronglyTyped" in (version / "trtexec.sh").read_text()
+
 # --- A segmenter trained here on real Fashion-MNIST masks.
 
 @pytest.mark.xdist_group("segmenter")

@@ -22,7 +22,8 @@ CASES = [
     ("unknown dataset kind", ["recipe=small", "calibration.dataset=imagenet"], ["sample_photos, image_folder, npz"]),
     ("unknown recipe", ["recipe=nope"], ["unknown recipe 'nope'", "efficientnet_lite0_int8", "small"]),
     ("unknown target", ["recipe=small", "target=amd"], ["unknown target 'amd'", "intel, nvidia"]),
-    ("unknown precision", ["recipe=small", "precision=int4"], ["unknown precision 'int4'", "bf16, fp16, fp32, fp8, int8"]),
+    ("unknown precision", ["recipe=small", "precision=int2"],
+     ["unknown precision 'int2'", "bf16, fp16, fp32, fp8, int4, int8"]),
     ("unknown pass", ["recipe=small", "passes=[fold_constant]"], ["unknown pass 'fold_constant'", "fold_constants"]),
     ("bad pass parameter", ["recipe=small", "passes=[{name:fold_constants,size:1}]"], ["fold_constants", "'size'"]),
     ("recipe escapes its dir", ["recipe=../../etc/passwd"], ["not a plain name"]),
@@ -225,6 +226,25 @@ def test_bad_tune_settings_fail_before_any_work(run, tmp_path: Path, override: s
      "precision=fp8 needs a calibration dataset"),
 ])
 def test_fp8_is_refused_where_it_cannot_build_before_any_work(run, tmp_path: Path, overrides, says: str):
+    line = error_line(run("recipe=small", *overrides))
+    assert says in line
+    assert not (tmp_path / "outputs/.cache/actions").exists()
+
+
+NVIDIA_KIT = ("target=nvidia", "target.engine=kit")
+
+
+@pytest.mark.parametrize("overrides, says", [
+    (("precision=int4",), "precision=int4 is for target=nvidia (TensorRT's INT4 weight-only GEMMs); target=intel "
+                          "builds fp32, fp16, bf16 or int8"),
+    (("precision=int4", *NVIDIA_KIT, "calibration.dataset=null"),
+     "precision=int4 with target.tensorrt.int4_method=awq_lite needs a calibration dataset"),
+    (("precision=int4", *NVIDIA_KIT, "target.tensorrt.int4_block_size=32"),
+     "target.tensorrt.int4_block_size is 32: TensorRT's INT4 weights take blocks of 64 or 128"),
+    (("precision=int4", *NVIDIA_KIT, "calibration.dataset=synthetic", "quantize.accuracy_control.enabled=true"),
+     "precision=int4 is weight-only and has no such search"),
+])
+def test_int4_is_refused_where_it_cannot_build_before_any_work(run, tmp_path: Path, overrides, says: str):
     line = error_line(run("recipe=small", *overrides))
     assert says in line
     assert not (tmp_path / "outputs/.cache/actions").exists()

@@ -26,23 +26,23 @@ FLAGS = json.loads((REPO / "tests/data/trtexec_flags.json").read_text())["releas
 NO_GPU = FixedHost(missing=("no NVIDIA GPU driver (libcuda) was found",))
 
 
-def dynamic_model(path: Path) -> Path:
-    """[batch, 4] -> [batch, 2], batch dynamic."""
-    weight = numpy_helper.from_array(np.ones((4, 2), np.float32), "w")
+def dynamic_model(path: Path, width: int = 4, outputs: int = 2) -> Path:
+    """[batch, width] -> [batch, outputs], batch dynamic."""
+    weight = numpy_helper.from_array(np.ones((width, outputs), np.float32), "w")
     graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "dyn",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 2])], [weight])
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", width])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", outputs])], [weight])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     return path
 
 
-def kit_params(tmp_path: Path, model: Path, *overrides: str) -> dict:
+def kit_params(tmp_path: Path, model: Path, *overrides: str, width: int = 4) -> dict:
     recipe = tmp_path / "recipes"
     recipe.mkdir(exist_ok=True)
     (recipe / "dyn.yaml").write_text(
         "# @package _global_\n"
         f"model: {{source: onnx, name: dyn, path: {model}, task: generic, output_names: [y],\n"
-        "        inputs: [{name: x, shape: [batch, 4], dims: {batch: {min: 1, opt: 4, max: 16}}}]}\n"
+        f"        inputs: [{{name: x, shape: [batch, {width}], dims: {{batch: {{min: 1, opt: 4, max: 16}}}}}}]}}\n"
         "calibration: {dataset: synthetic, num_samples: 4}\n"
         "validate: {dataset: synthetic, num_samples: 4}\n")
     config, _ = compose("dyn", ["target=nvidia", "target.engine=kit", *overrides], discover((recipe,)))
@@ -123,8 +123,8 @@ def test_build_engine_refuses_a_model_that_is_not_the_kits_before_needing_tensor
     assert "model.onnx does not match build_spec.json" in capsys.readouterr().err
 
 
-def kit_stage(tmp_path: Path, model: Path, *overrides: str):
-    params = kit_params(tmp_path, model, *overrides)  # writes the recipe
+def kit_stage(tmp_path: Path, model: Path, *overrides: str, width: int = 4):
+    params = kit_params(tmp_path, model, *overrides, width=width)  # writes the recipe
     config, _ = compose("dyn", ["target=nvidia", "target.engine=kit", *overrides], discover((tmp_path / "recipes",)))
     return next(spec for spec in plan(config, NO_GPU).stages if spec.name == "kit"), params
 
@@ -175,3 +175,25 @@ def test_strict_fp32_reaches_trtexec_as_no_tf32(tmp_path: Path):
         out.mkdir()
         make_kit({"model.onnx": str(model)}, kit_params(tmp_path, model, f"target.tensorrt.tf32={tf32}"), str(out))
         assert ("--noTF32" in command_flags((out / TRTEXEC).read_text())) is flag
+
+
+def test_an_int4_kit_is_strongly_typed_and_checks_its_engine_against_the_int4_graph(tmp_path: Path):
+    """INT4 weight-only needs no precision flag either: --stronglyTyped keeps the INT4 weights."""
+    from optbuild.stages.nvidia import int4
+
+    model = dynamic_model(tmp_path / "model.onnx", width=256, outputs=256)
+    quantized = tmp_path / "int4.onnx"
+    int4.quantize(str(model), str(quantized), [], {"calibration_method": "rtn_dq", "block_size": 128})
+    spec, _ = kit_stage(tmp_path, model, "precision=int4", "target.tensorrt.int4_method=rtn_dq", width=256)
+    out = tmp_path / "kit"
+    out.mkdir()
+    result = make_kit({"model.onnx": str(quantized), "reference.onnx": str(model)}, spec.worker_params(), str(out))
+    build_spec = json.loads((out / "build_spec.json").read_text())
+    assert build_spec["precision"] == "int4" and not {"int4_method", "int4_block_size"} & set(build_spec["tensorrt"])
+    used = set(command_flags((out / TRTEXEC).read_text()))
+    assert "--stronglyTyped" in used and not used & {"--int8", "--fp16", "--best", "--bf16", "--fp8", "--int4"}
+    assert all(used <= set(release["flags"]) for release in FLAGS.values())
+    subprocess.run(["bash", "-n", str(out / TRTEXEC)], check=True)
+    py_compile.compile(str(out / "build_engine.py"), doraise=True)
+    # The engine check's fallback threshold comes from the INT4 graph on ONNX Runtime (a ones weight: exact in INT4).
+    assert result["data"]["engine_check"]["min_cosine"] == pytest.approx(0.99, abs=1e-6)

@@ -40,7 +40,7 @@ def recipes(small_recipe_dir: Path) -> dict:
 
 
 CASES = [(t, p, e) for t, p, e in itertools.product(TargetName, PrecisionName, Engine)
-         if not (t is TargetName.intel and (e is Engine.build or p is PrecisionName.fp8))]  # fp8: nvidia only
+         if not (t is TargetName.intel and (e is Engine.build or p.nvidia_only))]  # fp8, int4: nvidia only
 
 
 @pytest.mark.parametrize(("target", "precision", "engine"), CASES, ids=lambda v: v.value)
@@ -59,10 +59,10 @@ def test_plan_table(recipes: dict, small_recipe_dir: Path, target: TargetName, p
     reported = {field for spec in built.stages for field in spec.reports}
     assert reported <= set(FIELDS) | set(built.manifest)
     assert {"surgery", "quantization", "validation" if target is TargetName.intel else "cpu_proxy"} <= reported
-    # The calibration set is a dependency of the quantizing stage for int8/fp8 only; its location
-    # (paths) never enters the key, its fingerprint does.
+    # The calibration set is a dependency of the quantizing stage for int8/fp8 (and int4 with AWQ)
+    # only; its location (paths) never enters the key, its fingerprint does.
     quantizer = specs["quantize" if target is TargetName.intel else "precision"]
-    assert ("calibration" in quantizer.deps) == (precision.quantized or (
+    assert ("calibration" in quantizer.deps) == (config.calibrates() or (
         target is TargetName.nvidia and precision is PrecisionName.fp16))
     for spec in built.stages:  # where files are never enters a key
         material = spec.material({name: "0" * 64 for name in spec.inputs})
@@ -73,6 +73,14 @@ def test_plan_table(recipes: dict, small_recipe_dir: Path, target: TargetName, p
         assert built.manifest["engine_built"] is True
     elif target is TargetName.nvidia:
         assert built.manifest["engine_built"] is False and "build kit" in built.manifest["statement"]
+
+
+def test_int4_with_round_to_nearest_needs_no_calibration_set(recipes: dict) -> None:
+    config, _ = compose("small", ["target=nvidia", "target.engine=kit", "precision=int4", "calibration.dataset=null",
+                                  "target.tensorrt.int4_method=rtn_dq", "target.tensorrt.int4_block_size=64"], recipes)
+    precision = {spec.name: spec for spec in plan(config, NO_GPU).stages}["precision"]
+    assert "calibration" not in precision.deps and "nvidia-modelopt" in precision.tools
+    assert precision.params["quantizer"] == {"mode": "int4", "calibration_method": "rtn_dq", "block_size": 64}
 
 
 @pytest.mark.parametrize("target", ["intel", "nvidia"])

@@ -57,7 +57,7 @@ def float_nodes(model: Any, keep: list[str]) -> list[str]:
     return sorted(set(chosen))
 
 
-def _named(model: Any) -> Any:
+def named(model: Any) -> Any:
     """Every node with a name: exclusion lists and reports refer to nodes by name."""
     for index, node in enumerate(model.graph.node):
         if not node.name:
@@ -80,7 +80,7 @@ def quantize(source: str, target: str, batches: list[dict[str, np.ndarray]], kee
     keep_float32_ops, model_type, smooth_quant_alpha."""
     import onnx
 
-    model = _named(onnx.load(source))
+    model = named(onnx.load(source))
     excluded = float_nodes(model, keep_float)
     transformer = settings.get("model_type") == "transformer"
     alpha = settings.get("smooth_quant_alpha")
@@ -118,7 +118,7 @@ def quantize(source: str, target: str, batches: list[dict[str, np.ndarray]], kee
     }
 
 
-class _NoGpuProbe(logging.Filter):
+class NoGpuProbe(logging.Filter):
     """Calibrating on the CPU is the plan here, not an error: drop modelopt's NVML complaint."""
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -132,7 +132,7 @@ def _run_modelopt(work: str, target: str, data: dict[str, np.ndarray], shapes: s
     except ImportError as err:
         raise OptbuildError(f"NVIDIA's quantizer is not installed ({first_line(err)}): run `make setup`, which "
                             "installs nvidia-modelopt without its dependencies (see the README)") from err
-    logging.getLogger("modelopt.onnx").addFilter(_NoGpuProbe())
+    logging.getLogger("modelopt.onnx").addFilter(NoGpuProbe())
     try:
         moq.quantize(onnx_path=work, quantize_mode=settings.get("mode", "int8"), calibration_data=data, calibration_shapes=shapes,
                      calibration_method=settings.get("calibration_method", "max"), calibration_eps=["cpu"],

@@ -20,6 +20,15 @@ supports only symmetric signed INT8 (or FP8 E4M3) for them. The rules:
 Weights may be stored as INT8 constants (DQ only) or as float constants behind a Q/DQ pair
 (NVIDIA's quantizer does the latter); both are checked the same way. Every violation is
 reported; `grouped` summarises them by rule.
+
+INT4 is weight-only in TensorRT (INT4 activations do not exist there), with block scales only.
+In `int4` mode the rules are `qdq-only` and `zero-point` as above (INT4 zero-points), and:
+
+- `weight-only`: no QuantizeLinear at all, and every DequantizeLinear reads a constant;
+- `blocked-weights`: each DQ reads an INT4 constant with a `block_size` TensorRT takes (64 or
+  128) on the consumer's reduction axis (MatMul: the weight's second-to-last, Gemm: 1 with transB
+  else 0), and a constant scale of the weight's shape with that axis divided into blocks;
+- `constant-qdq`: as above, an INT4 constant feeds only the weight input of MatMul/Gemm.
 """
 
 from __future__ import annotations
@@ -34,7 +43,9 @@ import numpy as np
 QDQ = ("QuantizeLinear", "DequantizeLinear")
 WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 RULES = ("qdq-only", "zero-point", "per-channel-weights", "no-dangling", "constant-qdq", "residual-add")
-_INTEGER_OPS = ("ConvInteger", "MatMulInteger", "DynamicQuantizeLinear")
+INT4_RULES = ("qdq-only", "zero-point", "weight-only", "blocked-weights", "constant-qdq")
+INT4_BLOCK_SIZES = (64, 128)  # TensorRT's INT4 block quantization (its quantized-types guide)
+_INTEGER_OPS = ("ConvInteger", "MatMulInteger", "DynamicQuantizeLinear", "MatMulNBits")
 
 
 @dataclass(frozen=True)
@@ -85,11 +96,11 @@ class _Graph:
 
 
 # The zero-point (and stored weight) type TensorRT reads for each quantized precision.
-ZERO_POINT_TYPES = {"int8": "INT8", "fp8": "FLOAT8E4M3FN"}
+ZERO_POINT_TYPES = {"int8": "INT8", "fp8": "FLOAT8E4M3FN", "int4": "INT4"}
 
 
 def lint(model: Any, mode: str = "int8") -> list[Violation]:
-    """Every violation of the rules in a graph quantized to `mode` (int8 or fp8)."""
+    """Every violation of the rules in a graph quantized to `mode` (int8, fp8 or int4)."""
     import onnx
 
     graph, found = _Graph(model, getattr(onnx.TensorProto, ZERO_POINT_TYPES[mode])), []
@@ -105,6 +116,9 @@ def lint(model: Any, mode: str = "int8") -> list[Violation]:
             found.append(Violation("qdq-only", label, f"is {node.op_type} from domain '{node.domain}': "
                                                       "use the standard ONNX op"))
         found += _zero_point(graph, node, label)
+        if mode == "int4":
+            found += _int4(graph, node, label)
+            continue
         scale = graph.array(node.input[1])
         if scale is None:
             found.append(Violation("per-channel-weights", label, "has a scale that is not a constant"))
@@ -188,6 +202,63 @@ def _weight(graph: _Graph, node: Any, label: str, scale: np.ndarray, weight: np.
     return []
 
 
+def _int4(graph: _Graph, node: Any, label: str) -> list[Violation]:
+    """INT4 is weight-only: a DQ of an INT4 constant with block scales, and no Q at all."""
+    if node.op_type == "QuantizeLinear":
+        return [Violation("weight-only", label, "quantizes at run time: INT4 in TensorRT is weight-only; store the "
+                                                "weight as an INT4 constant read by DequantizeLinear alone")]
+    weight = graph.constants.get(node.input[0])
+    if weight is None:
+        return [Violation("weight-only", label, "dequantizes a tensor computed at run time (an activation): INT4 in "
+                                                "TensorRT is weight-only")]
+    if weight.data_type != graph.element:
+        import onnx
+
+        kind = onnx.TensorProto.DataType.Name(weight.data_type)
+        return [Violation("blocked-weights", label, f"dequantizes a {kind} constant: an int4 graph stores its "
+                                                    "quantized weights as INT4")]
+    users = graph.consumers.get(node.output[0], [])
+    axes = {_reduction_axis(user, slot, len(weight.dims)) for user, slot in users}
+    if not users or None in axes:
+        what = ", ".join(sorted({f"{u.op_type}[{s}]" for u, s in users})) or "nothing"
+        return [Violation("constant-qdq", label, f"dequantizes an INT4 constant that feeds {what}, not the weight "
+                                                 "input of a MatMul/Gemm")]
+    axis = axes.pop()
+    if axes or axis is None:
+        return [Violation("blocked-weights", label, "feeds MatMul/Gemm weights with different reduction axes")]
+    return _blocks(graph, node, label, list(weight.dims), axis)
+
+
+def _reduction_axis(consumer: Any, slot: int, rank: int) -> int | None:
+    """The axis a MatMul/Gemm weight at input `slot` is summed over (None: not a weight)."""
+    if consumer.op_type == "MatMul" and slot == 1 and rank >= 2:
+        return rank - 2
+    if consumer.op_type == "Gemm" and slot == 1 and rank == 2:
+        return 1 if next((a.i for a in consumer.attribute if a.name == "transB"), 0) else 0
+    return None
+
+
+def _blocks(graph: _Graph, node: Any, label: str, dims: list[int], axis: int) -> list[Violation]:
+    """Block scales TensorRT takes: block_size 64 or 128 on the reduction axis, and a constant
+    scale of the weight's shape with that axis counted in blocks."""
+    attributes = {a.name: a.i for a in node.attribute}
+    block = attributes.get("block_size", 0)
+    if block not in INT4_BLOCK_SIZES:
+        return [Violation("blocked-weights", label, f"has block_size {block or 'none'}: TensorRT's INT4 weights "
+                                                    f"need block scales of {' or '.join(map(str, INT4_BLOCK_SIZES))}")]
+    declared = attributes.get("axis", 1) % len(dims)
+    if declared != axis:
+        return [Violation("blocked-weights", label, f"blocks axis {declared}; the weight is summed over axis {axis} "
+                                                    "(its blocks must run along it)")]
+    scale = graph.constants.get(node.input[1])
+    wanted = [-(-d // block) if i == axis else d for i, d in enumerate(dims)]
+    if scale is None or list(scale.dims) != wanted:
+        shape = "not a constant" if scale is None else f"shape {list(scale.dims)}"
+        return [Violation("blocked-weights", label, f"has a scale of {shape}; a {dims} weight in blocks of {block} "
+                                                    f"on axis {axis} needs a constant scale of shape {wanted}")]
+    return []
+
+
 def grouped(violations: list[Violation], examples: int = 3) -> str:
     """Every violation, grouped by rule: how many nodes break it, and the first few named."""
     by_rule: dict[str, list[Violation]] = defaultdict(list)
@@ -228,8 +299,8 @@ def _quantized_activation(graph: _Graph, name: str) -> Any:
     return graph.producers.get(q.input[0]) or SimpleNamespace(op_type="input", name=q.input[0])
 
 
-def summary(model: Any) -> dict[str, Any]:
+def summary(model: Any, mode: str = "int8") -> dict[str, Any]:
     """What the lint looked at: counts a reader of the manifest can check."""
     ops = [node.op_type for node in model.graph.node]
     return {"quantize_linear": ops.count("QuantizeLinear"), "dequantize_linear": ops.count("DequantizeLinear"),
-            "rules": list(RULES), "passed": True}
+            "rules": list(INT4_RULES if mode == "int4" else RULES), "passed": True}

@@ -3,6 +3,8 @@
 int8 / fp8: signed symmetric Q/DQ (INT8, or FP8 E4M3 for Hopper/Ada/Blackwell) calibrated on the
 recipe's data by NVIDIA's quantizer (int8.py), then the TensorRT explicit-quantization lint
 (lint.py): a failed rule fails the build naming the nodes.
+int4: INT4 weight-only MatMul/Gemm weights (blocked DQ) by the same quantizer (int4.py), then the
+lint in its int4 mode.
 fp16/bf16: converted types with float32 inputs/outputs (half.py). fp32: the graph as it is.
 """
 
@@ -14,7 +16,7 @@ from typing import Any
 from optbuild.data import DatasetRequest, Feeds, batches, load, load_labeled
 from optbuild.errors import OptbuildError
 from optbuild.stages.model_inputs import check_inputs
-from optbuild.stages.nvidia import client_input, half, int8, lint
+from optbuild.stages.nvidia import client_input, half, int4, int8, lint
 from optbuild.stages.nvidia.engine import EngineBuildError
 from optbuild.stages.nvidia.engine import check_profiles as check_engine_profiles
 
@@ -77,10 +79,12 @@ def prepare(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> dic
     check_inputs(model, params["inputs"])
     precision, target = params["precision"], Path(out_dir, "model.onnx")
     calibration = _calibration(params)
-    settings = params.get("quantizer")  # int8 and fp8: NVIDIA's quantizer in that mode
+    settings = params.get("quantizer")  # int8, fp8 and int4: NVIDIA's quantizer in that mode
     if settings:
         control, validation = params.get("accuracy_control"), params.get("validation")
-        if control and validation:
+        if settings["mode"] == "int4":
+            report = int4.quantize(inputs["model.onnx"], str(target), calibration, settings)
+        elif control and validation:
             from optbuild.stages.nvidia.sensitivity import restore_accuracy
 
             request = DatasetRequest.from_data(validation)
@@ -95,7 +99,7 @@ def prepare(inputs: dict[str, str], params: dict[str, Any], out_dir: str) -> dic
             raise OptbuildError(f"TensorRT explicit-quantization lint failed on {len(violations)} node(s): "
                                 f"{lint.grouped(violations)}; the quantized graph cannot build as "
                                 f"{precision.upper()} in TensorRT")
-        report["lint"] = lint.summary(quantized)
+        report["lint"] = lint.summary(quantized, precision)
     elif precision in ("fp16", "bf16"):
         convert = half.to_float16 if precision == "fp16" else half.to_bfloat16
         converted, report = convert(model, calibration, params.get("keep_float32_ops", ()))
