@@ -1,9 +1,11 @@
 """optbuild: declarative, config-driven builds of optimized inference artifacts."""
 
+from typing import Any
+
 __version__ = "0.1.0"
 
 
-def load(path: str, device: str | None = None):  # type: ignore[no-untyped-def]
+def load(path: object, device: str | None = None) -> Any:
     """A published artifact (a version folder or `latest`), checked against its manifest, ready
     to call: see optbuild.artifact.load."""
     import importlib
