@@ -19,7 +19,8 @@ import numpy as np
 from optbuild.errors import OptbuildError
 from optbuild.publish.manifest import MANIFEST, load_manifest
 from optbuild.publish.verify import check_integrity
-from optbuild.serving.contract import Feeds, check_feeds, describe
+from optbuild.serving.contract import Feeds
+from optbuild.serving.openvino import ServedModel
 
 
 def version_dir(path: str | Path) -> Path:
@@ -90,25 +91,17 @@ def _ir_inputs(model_xml: Path) -> list[dict[str, Any]]:
     return contract
 
 
-class TensorRTModel:
-    """A TensorRT engine with its input contract checked: `model(feeds)` -> {output: array}."""
+class TensorRTModel(ServedModel):
+    """A TensorRT engine behind its input contract: `model(x)` -> {output: array}."""
 
     def __init__(self, folder: Path, manifest: dict[str, Any]) -> None:
         from optbuild.stages.nvidia.gpu import EngineRunner
 
-        spec = (manifest.get("config") or {}).get("target", {}).get("tensorrt", {})
-        self.runner = EngineRunner(str(folder / "model.plan"), bool(spec.get("version_compatible")))
         self.contract = _contract(manifest, [])
         if not self.contract:
             raise OptbuildError(f"{folder}/manifest.json records no interface: rebuild the artifact with this optbuild")
+        spec = (manifest.get("config") or {}).get("target", {}).get("tensorrt", {})
+        self.runner = EngineRunner(str(folder / "model.plan"), bool(spec.get("version_compatible")))
 
-    def __repr__(self) -> str:
-        return f"<TensorRTModel: {'; '.join(describe(spec) for spec in self.contract)}>"
-
-    def __call__(self, inputs: Any) -> dict[str, np.ndarray]:
-        if not isinstance(inputs, dict):
-            if len(self.contract) != 1:
-                raise OptbuildError("the engine takes several inputs: pass a dict of arrays")
-            inputs = {self.contract[0]["name"]: inputs}
-        feeds: Feeds = check_feeds(inputs, self.contract)
+    def _run(self, feeds: Feeds) -> dict[str, np.ndarray]:
         return dict(zip(self.runner.outputs, self.runner(feeds)))

@@ -259,6 +259,10 @@ class Config:
         return self.serve.embed_preprocess if self.serve.embed_preprocess is not None else not self._why_not_embed()
 
     def _why_not_embed(self) -> str | None:
+        names = [entry if isinstance(entry, str) else entry.get("name") if isinstance(entry, dict) else None
+                 for entry in self.passes]
+        if "embed_preprocess" in names:
+            return "the recipe's embed_preprocess pass already makes the graph take pixels (drop the pass)"
         image = self.model.image_input()
         if image is None or len(self.model.inputs) != 1:
             return "it needs exactly one model input of [N, 1|3, H, W] floats (an image)"

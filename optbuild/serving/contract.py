@@ -24,6 +24,7 @@ from optbuild.errors import OptbuildError
 
 Feeds = dict[str, np.ndarray]
 PIXEL_SCALE = 255.0
+UNBOUNDED = 1 << 20  # a dimension this large is "any size" (config.model.MAX_DIM)
 
 
 def pixel_inputs(contract: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -80,7 +81,7 @@ def describe(spec: dict[str, Any]) -> str:
     """One input's contract in words: `input: uint8 [1, 224, 224, 3] NHWC RGB`."""
     shape = list(spec["shape"])
     for axis, (low, high) in spec.get("dynamic", {}).items():
-        shape[int(axis)] = f"{low}..{high}" if low != high else low
+        shape[int(axis)] = "any" if low <= 1 and high >= UNBOUNDED else f"{low}..{high}" if low != high else low
     words = [f"{spec['name']}: {spec['dtype']} [{', '.join(str(d) for d in shape)}]"]
     words += [w for w in (spec.get("layout"), spec.get("color")) if w]
     return " ".join(words)

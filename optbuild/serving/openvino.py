@@ -16,25 +16,17 @@ from optbuild.serving.contract import Feeds, check_feeds, describe
 from optbuild.serving.images import image_pixels
 
 
-class OpenVINOModel:
-    """The IR compiled with its runtime.json: `model(x)` takes a dict of arrays, one array (a
-    one-input model), or a decoded image (PIL or 8-bit H×W×C; resized/cropped as the recipe
-    says) and returns {output name: array}; `model.map(items)` runs many concurrently."""
+class ServedModel:
+    """A runtime behind the input contract: `model(x)` takes a dict of arrays, one array (a
+    one-input model), or a decoded image (PIL or 8-bit H×W×C; resized/cropped as the recipe says)
+    and returns {output name: array}. Subclasses run checked feeds (`_run`)."""
 
-    def __init__(self, model_xml: str, runtime: Mapping[str, Any], contract: list[dict[str, Any]],
-                 core: Any = None) -> None:
-        import openvino as ov
-
-        self.contract = contract
-        self.core = core or ov.Core()
-        self.device, self.properties = runtime["device"], dict(runtime.get("properties", {}))
-        self.compiled = self.core.compile_model(model_xml, self.device, self.properties)
-        self.output_names = [port.get_any_name() for port in self.compiled.outputs]
-        self._request = self.compiled.create_infer_request()
+    contract: list[dict[str, Any]]
+    runtime_name = "model"
 
     def __repr__(self) -> str:
         inputs = "; ".join(describe(spec) for spec in self.contract)
-        return f"<OpenVINOModel on {self.device}: {inputs} -> {', '.join(self.output_names)}>"
+        return f"<{type(self).__name__}: {inputs}>"
 
     def feeds(self, inputs: Any) -> Feeds:
         """Whatever the caller gave, as checked arrays by input name."""
@@ -61,6 +53,31 @@ class OpenVINOModel:
 
     def __call__(self, inputs: Any) -> dict[str, np.ndarray]:
         return self._run(self.feeds(inputs))
+
+    def map(self, items: Iterable[Any], requests: int | None = None) -> list[dict[str, np.ndarray]]:
+        """Outputs for many inputs, in order."""
+        return [self(item) for item in items]
+
+    def _run(self, feeds: Feeds) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+
+class OpenVINOModel(ServedModel):
+    """The IR compiled with its runtime.json; `map` runs many inputs concurrently."""
+
+    def __init__(self, model_xml: str, runtime: Mapping[str, Any], contract: list[dict[str, Any]],
+                 core: Any = None) -> None:
+        import openvino as ov
+
+        self.contract = contract
+        self.core = core or ov.Core()
+        self.device, self.properties = runtime["device"], dict(runtime.get("properties", {}))
+        self.compiled = self.core.compile_model(model_xml, self.device, self.properties)
+        self.output_names = [port.get_any_name() for port in self.compiled.outputs]
+        self._request = self.compiled.create_infer_request()
+
+    def __repr__(self) -> str:
+        return f"{super().__repr__()[:-1]} on {self.device} -> {', '.join(self.output_names)}>"
 
     def _run(self, feeds: Feeds) -> dict[str, np.ndarray]:
         result = self._request.infer(feeds)

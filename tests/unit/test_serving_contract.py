@@ -121,3 +121,10 @@ def test_dynamic_dims_and_tensorrt_profiles_follow_the_client_layout() -> None:
     assert built["inputs"][0]["shape"] == ["batch", 224, 224, 3] and built["inputs"][0]["dtype"] == "uint8"
     shapes = built["tensorrt"]["profiles"][0]["shapes"][0]
     assert (shapes["min"], shapes["max"]) == ([1, 224, 224, 3], [8, 224, 224, 3])
+
+
+def test_a_recipe_that_embeds_by_pass_is_not_embedded_twice() -> None:
+    config = _config("passes=[fold_constants, embed_preprocess]")
+    assert not config.embeds_preprocess()
+    with pytest.raises(Exception, match="embed_preprocess pass already makes the graph take pixels"):
+        _config("passes=[embed_preprocess]", "serve.embed_preprocess=true")
