@@ -60,7 +60,8 @@ def test_fixed_batch_ir_becomes_a_triton_openvino_model(run, outputs: Path, tmp_
     config = triton_config(tmp_path / "repo/small/config.pbtxt")
     assert config.name == "small" and config.backend == "openvino" and config.platform == ""
     assert config.max_batch_size == 0 and config.WhichOneof("scheduling_choice") is None  # whole shapes
-    assert tensors(config.input) == [("input", "TYPE_FP32", [1, 3, 32, 32])]
+    # the artifact takes 8-bit NHWC pixels (serve.embed_preprocess): so does the server
+    assert tensors(config.input) == [("input", "TYPE_UINT8", [1, 32, 32, 3])]
     assert tensors(config.output) == [("logits", "TYPE_FP32", [1, 10])]
     assert [(g.count, g.kind) for g in config.instance_group] == [(1, model_config_pb2.ModelInstanceGroup.KIND_CPU)]
     # The f32 hint the artifact was validated with has no Triton openvino parameter: said, and recorded.
@@ -76,7 +77,7 @@ def test_fixed_batch_ir_becomes_a_triton_openvino_model(run, outputs: Path, tmp_
                                   "kind": "OpenVINO IR", "manifest_sha256": sha256(artifact / "manifest.json")}
     assert {f["path"]: f["sha256"] for f in record["files"]} == {n: sha256(artifact / n) for n in ("model.xml",
                                                                                                     "model.bin")}
-    assert record["not_applied"] == {"INFERENCE_PRECISION_HINT": "f32"} and record["interface_from"] == "model.xml"
+    assert record["not_applied"] == {"INFERENCE_PRECISION_HINT": "f32"} and record["interface_from"] == "manifest interface"
     again = run("deploy", str(artifact), "--to", "triton", "repo")
     assert again.returncode == 0 and "unchanged" in again.stdout
 
@@ -87,7 +88,7 @@ def test_dynamic_batch_gets_dynamic_batching_up_to_the_recipe_range(run, outputs
     assert (tmp_path / "repo/dyn/2/model.xml").is_file()  # latest is v2: its version by default
     config = triton_config(tmp_path / "repo/dyn/config.pbtxt")
     assert config.max_batch_size == 16 and config.HasField("dynamic_batching")
-    assert tensors(config.input) == [("input", "TYPE_FP32", [3, 32, 32])]  # without the batch axis
+    assert tensors(config.input) == [("input", "TYPE_UINT8", [32, 32, 3])]  # without the batch axis
     assert tensors(config.output) == [("logits", "TYPE_FP32", [10])]
     assert run("deploy", str(outputs / "intel-fp32/v2"), "--to", "triton", "repo", "--name", "dyn4",
                "--max-batch", "4").returncode == 0
@@ -101,7 +102,7 @@ def test_kit_becomes_a_tensorrt_model_waiting_for_its_engine(run, outputs: Path,
     config = triton_config(tmp_path / "repo/small/config.pbtxt")
     assert config.platform == "tensorrt_plan" and config.backend == ""
     assert config.max_batch_size == 16 and config.HasField("dynamic_batching")  # the kit's profile max
-    assert tensors(config.input) == [("input", "TYPE_FP32", [3, 32, 32])]
+    assert tensors(config.input) == [("input", "TYPE_UINT8", [32, 32, 3])]
     assert [g.kind for g in config.instance_group] == [model_config_pb2.ModelInstanceGroup.KIND_GPU]
     version = tmp_path / "repo/small/1"
     assert sorted(p.name for p in version.iterdir()) == ["README.md", "optbuild.json"]  # no pretend plan

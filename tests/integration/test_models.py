@@ -201,12 +201,14 @@ def test_non_square_image_with_a_dynamic_batch_on_both_targets(build: Cli, tmp_p
     assert intel.returncode == 0, intel.stderr
     manifest = manifest_of(tmp_path / "outputs/wide/intel-int8/v1")
     assert manifest["status"] == "passed" and manifest["validation"]["cosine_mean"] >= 0.98
-    assert manifest["benchmark"]["shapes"] == {"input": [2, 3, 48, 192]}  # the batch's opt size
+    # the batch's opt size, as a client sends it: 8-bit NHWC pixels (serve.embed_preprocess by default)
+    assert manifest["benchmark"]["shapes"] == {"input": [2, 48, 192, 3]}
+    assert manifest["benchmark"]["end_to_end"] is None  # one decoded image is not a batch of 2
     nvidia = build("recipe=wide", "target=nvidia", "target.engine=kit", "precision=fp16")
     assert nvidia.returncode == 0, nvidia.stderr
     version = tmp_path / "outputs/wide/nvidia-fp16/v1"
     script = (version / "trtexec.sh").read_text()
-    assert "--minShapes=input:1x3x48x192" in script and "--maxShapes=input:4x3x48x192" in script
+    assert "--minShapes=input:1x48x192x3" in script and "--maxShapes=input:4x48x192x3" in script
     assert manifest_of(version)["cpu_proxy"]["cosine_mean"] >= 0.999
 
 

@@ -110,7 +110,8 @@ def test_resnet50_fp16_kit_keeps_float32_io_and_stays_close_to_fp32(shared: Cli,
     # Shared with the int8 kit above: the model was exported once.
     assert stage_hits(manifest)["export"] is True and stage_hits(manifest)["surgery"] is True
     model = onnx.load(str(version / "model.onnx"))
-    assert {t.type.tensor_type.elem_type for t in model.graph.input} == {TensorProto.FLOAT}
+    # client pixels in (normalised in float32 inside), float32 out
+    assert {t.type.tensor_type.elem_type for t in model.graph.input} == {TensorProto.UINT8}
     assert {t.type.tensor_type.elem_type for t in model.graph.output} == {TensorProto.FLOAT}
     conv_weights = {n.input[1] for n in model.graph.node if n.op_type == "Conv"}
     assert {t.data_type for t in model.graph.initializer if t.name in conv_weights} == {TensorProto.FLOAT16}
@@ -165,19 +166,21 @@ def test_dynamic_input_gets_its_profile_from_the_recipe_or_the_override(cli, tmp
     result = cli(*args)
     assert result.returncode == 0, result.stderr
     kit = tmp_path / "outputs/tiny/nvidia-fp32/v1"
-    assert "--profile=0 --minShapes=input:1x3x32x32 --optShapes=input:1x3x32x32 --maxShapes=input:1x3x32x32" in \
+    # the kit's engine takes 8-bit NHWC pixels (serve.embed_preprocess): its shapes are the client's
+    assert "--profile=0 --minShapes=input:1x32x32x3 --optShapes=input:1x32x32x3 --maxShapes=input:1x32x32x3" in \
         (kit / "trtexec.sh").read_text()
     ranged = "model.inputs=[{name:input,shape:[-1,3,32,32],dims:{0:{min:1,opt:2,max:16}}}]"
     assert cli(*args, ranged).returncode == 0
-    assert "--profile=0 --minShapes=input:1x3x32x32 --optShapes=input:2x3x32x32 --maxShapes=input:16x3x32x32" in \
+    assert "--profile=0 --minShapes=input:1x32x32x3 --optShapes=input:2x32x32x3 --maxShapes=input:16x32x32x3" in \
         (tmp_path / "outputs/tiny/nvidia-fp32/latest/trtexec.sh").read_text()
     profile = "target.tensorrt.profiles=[{shapes:[{input:input,min:[1,3,32,32],opt:[4,3,32,32],max:[8,3,32,32]}]}]"
     result = cli(*args, profile)
     assert result.returncode == 0, result.stderr
     trtexec = (tmp_path / "outputs/tiny/nvidia-fp32/latest/trtexec.sh").read_text()
-    assert "--profile=0 --minShapes=input:1x3x32x32 --optShapes=input:4x3x32x32 --maxShapes=input:8x3x32x32" in trtexec
+    # the recipe's profile is in the model's layout; the engine's follows the client's
+    assert "--profile=0 --minShapes=input:1x32x32x3 --optShapes=input:4x32x32x3 --maxShapes=input:8x32x32x3" in trtexec
     spec = json.loads((tmp_path / "outputs/tiny/nvidia-fp32/latest/build_spec.json").read_text())
-    assert spec["tensorrt"]["profiles"][0]["shapes"][0]["opt"] == [4, 3, 32, 32]
+    assert spec["tensorrt"]["profiles"][0]["shapes"][0]["opt"] == [4, 32, 32, 3]
 
 
 def _digits_cnn(folder: Path) -> tuple[Path, np.ndarray, np.ndarray]:

@@ -59,10 +59,13 @@ def end_to_end(inputs: Mapping[str, str], runtime: Mapping[str, Any], properties
     ratios; None for an artifact that takes no pixels."""
     import openvino as ov
 
-    specs = pixel_inputs(contract)
+    specs, core = pixel_inputs(contract), ov.Core()
     if len(specs) != 1 or len(contract) != 1:
         return None
-    image, core = photo(), ov.Core()
+    batch = core.read_model(inputs["model.xml"]).inputs[0].get_partial_shape()[0]
+    if batch.is_static and batch.get_length() != 1:  # one image is not a batch this IR takes
+        return None
+    image = photo()
     artifact = OpenVINOModel(inputs["model.xml"], {**runtime, "properties": properties}, contract, core)
     network = core.compile_model(inputs["network.xml"], runtime["device"], properties).create_infer_request()
     prepare = hand_written(specs[0])
