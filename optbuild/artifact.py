@@ -4,8 +4,8 @@
     outputs = model(image)            # a decoded image, an array, or a dict of arrays
     many = model.map(images)          # concurrent requests (OpenVINO AsyncInferQueue)
 
-The files must hash to what the manifest records (a changed, missing or out-of-folder file
-refuses to load); the input contract (`model.contract`, the manifest's `interface`) is checked
+The files must hash to what the manifest records and the manifest to its provenance (a changed,
+missing or out-of-folder file, or a version that failed its gates, refuses to load); the input contract (`model.contract`, the manifest's `interface`) is checked
 on every call, so a wrong dtype or size is one clear error instead of garbage outputs.
 """
 
@@ -17,35 +17,9 @@ from typing import Any
 import numpy as np
 
 from optbuild.errors import OptbuildError
-from optbuild.publish.manifest import MANIFEST, load_manifest
-from optbuild.publish.verify import check_integrity
+from optbuild.publish.published import ModelKind, open_artifact
 from optbuild.serving.contract import Feeds
 from optbuild.serving.openvino import ServedModel
-
-
-def version_dir(path: str | Path) -> Path:
-    """A version folder from PATH: the folder itself, `latest`, or a `<target>-<precision>`
-    folder (its `latest`)."""
-    folder = Path(path).expanduser()
-    if not (folder / MANIFEST).is_file() and (folder / "latest" / MANIFEST).is_file():
-        folder = folder / "latest"
-    if not folder.is_dir():
-        raise OptbuildError(f"{path} is not a directory: give an artifact version (…/v1 or …/latest)")
-    return folder.resolve()
-
-
-def checked_manifest(folder: Path) -> dict[str, Any]:
-    """The manifest, after every file it records was found intact and inside the folder."""
-    manifest = load_manifest(folder)
-    if manifest.get("status") == "failed":
-        raise OptbuildError(f"{folder} failed its gates ({manifest.get('failure') or 'see its manifest'}): it is "
-                            "kept as evidence, not for serving")
-    broken = [f.message for f in check_integrity(folder, manifest)
-              if not f.ok and "extra file" not in f.message]
-    if broken:
-        raise OptbuildError(f"{folder} does not match its manifest ({'; '.join(broken)}): refusing to load it; "
-                            "rebuild it or restore the files")
-    return manifest
 
 
 def _contract(manifest: dict[str, Any], fallback: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -56,9 +30,9 @@ def _contract(manifest: dict[str, Any], fallback: list[dict[str, Any]]) -> list[
 def load(path: str | Path, device: str | None = None) -> Any:
     """The artifact at PATH, ready to call. intel: the IR compiled with its runtime.json (on
     `device` instead when given); nvidia: the TensorRT engine, deserialised on this GPU."""
-    folder = version_dir(path)
-    manifest = checked_manifest(folder)
-    if (folder / "model.xml").is_file():
+    artifact = open_artifact(Path(path).expanduser(), "load")
+    folder, manifest = artifact.path, artifact.manifest
+    if artifact.kind is ModelKind.openvino:
         from optbuild.serving.openvino import OpenVINOModel
         from optbuild.stages.intel.runtime import read_runtime
 
@@ -67,13 +41,11 @@ def load(path: str | Path, device: str | None = None) -> Any:
             runtime = {**runtime, "device": device}
         contract = _contract(manifest, _ir_inputs(folder / "model.xml"))
         return OpenVINOModel(str(folder / "model.xml"), runtime, contract)
-    if (folder / "model.plan").is_file():
+    if artifact.kind is ModelKind.tensorrt:
         return TensorRTModel(folder, manifest)
-    if manifest.get("engine_built") is False:
-        raise OptbuildError(f"{folder} is a TensorRT build kit, not an engine: build it on a GPU machine "
-                            "(`bash trtexec.sh` or `python build_engine.py` in the kit), or build with "
-                            "target.engine=build there, then load that artifact")
-    raise OptbuildError(f"{folder} has neither model.xml nor model.plan: not a loadable artifact")
+    raise OptbuildError(f"load: {folder} is a TensorRT build kit, not an engine: build it on a GPU machine "
+                        "(`bash trtexec.sh` or `python build_engine.py` in the kit), or build with "
+                        "target.engine=build there, then load that artifact")
 
 
 def _ir_inputs(model_xml: Path) -> list[dict[str, Any]]:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from optbuild.deploy.artifact import Artifact, ModelKind
 from optbuild.deploy.interface import Interface
 from optbuild.errors import OptbuildError
+from optbuild.publish.published import Artifact, ModelKind
 
 # A dynamic-batch IR with no recorded range: enough for a server to group concurrent requests on a
 # CPU, small enough to keep its memory near the single-request case. --max-batch chooses another.

@@ -53,8 +53,8 @@ def _destination(to: list[str]) -> tuple[str, Path]:
 
 def run(args: list[str]) -> int:
     from optbuild.deploy import ovms, triton
-    from optbuild.deploy.artifact import open_artifact
     from optbuild.deploy.repository import model_name
+    from optbuild.publish.published import open_artifact
 
     options = _parser().parse_args(args)
     server, root = _destination(options.to)

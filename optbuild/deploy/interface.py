@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from optbuild.deploy.artifact import Artifact, ModelKind
 from optbuild.errors import OptbuildError, first_line
+from optbuild.publish.published import Artifact, ModelKind
 
 DYNAMIC = -1
 # OpenVINO element types by their names, as numpy (and ml_dtypes) name them.

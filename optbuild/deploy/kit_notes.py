@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from optbuild.deploy.artifact import Artifact
+from optbuild.publish.published import Artifact
 from optbuild.stages.nvidia.kit import BUILD_DIR, SCRIPT, TRTEXEC
 
 

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from optbuild.core.files import write_json
-from optbuild.deploy.artifact import Artifact, ModelKind
 from optbuild.deploy.repository import Deployed, Source, place_version, record
 from optbuild.errors import OptbuildError
 from optbuild.publish.package import FILE_MODE
+from optbuild.publish.published import Artifact, ModelKind
 
 CONFIG = "config.json"
 

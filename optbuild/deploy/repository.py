@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from optbuild.core.digest import sha256_file
-from optbuild.deploy.artifact import Artifact
 from optbuild.errors import OptbuildError, file_problem
 from optbuild.publish.package import DIR_MODE, FILE_MODE
+from optbuild.publish.published import Artifact
 
 RECORD = "optbuild.json"
 SCHEMA = "optbuild.deployment/v1"

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from optbuild.core.files import atomic_write_text
-from optbuild.deploy.artifact import Artifact, ModelKind
 from optbuild.deploy.batching import max_batch
 from optbuild.deploy.interface import Interface, Tensor, read_interface
 from optbuild.deploy.kit_notes import engine_instructions
 from optbuild.deploy.repository import ENGINE, Deployed, Source, place_version, record
 from optbuild.errors import OptbuildError
 from optbuild.publish.package import FILE_MODE
+from optbuild.publish.published import Artifact, ModelKind
 
 log = logging.getLogger("optbuild")
 CONFIG = "config.pbtxt"

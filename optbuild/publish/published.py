@@ -1,5 +1,6 @@
-"""The published version a deployment starts from: found (`latest` resolved to its vN), checked
-against its manifest and provenance before anything is copied, and described."""
+"""A published version opened for use (`optbuild deploy`, `optbuild.load`): found (`latest`
+resolved to its vN), checked against its manifest and provenance before anything reads its
+files, and described."""
 
 from __future__ import annotations
 
@@ -72,41 +73,41 @@ class Artifact:
         return {"device": recorded.get("device") or "CPU", "properties": dict(recorded.get("properties") or {})}
 
 
-def version_dir(path: Path) -> Path:
+def version_dir(path: Path, purpose: str = "deploy") -> Path:
     """PATH as a version directory: vN itself, `latest` (or a `<target>-<precision>` folder, through
     its `latest`) resolved to the vN it points at."""
     if not path.exists():
-        raise OptbuildError(f"deploy: {path} does not exist; give a published version (…/v<N>) or its `latest`")
+        raise OptbuildError(f"{purpose}: {path} does not exist; give a published version (…/v<N>) or its `latest`")
     if path.is_dir() and not (path / MANIFEST).is_file() and (path / "latest" / MANIFEST).is_file():
         path = path / "latest"
     resolved = path.resolve()
     if not resolved.is_dir() or not (resolved / MANIFEST).is_file():
-        raise OptbuildError(f"deploy: {path} is not an artifact version (no {MANIFEST}); give "
+        raise OptbuildError(f"{purpose}: {path} is not an artifact version (no {MANIFEST}); give "
                             "outputs/<recipe>/<target>-<precision>/v<N> or its `latest`")
     return resolved
 
 
-def open_artifact(path: Path) -> Artifact:
+def open_artifact(path: Path, purpose: str = "deploy") -> Artifact:
     """The checked artifact at PATH; refused in one line when a file differs from the manifest, the
     manifest from its provenance, or the version failed its gates."""
-    folder = version_dir(path)
+    folder = version_dir(path, purpose)
     manifest = load_manifest(folder)
     try:
         findings = check_integrity(folder, manifest) + check_provenance(folder, manifest)
-        kind = _kind(manifest)
+        kind = _kind(manifest, purpose)
     except (KeyError, TypeError, AttributeError) as err:
-        raise OptbuildError(f"deploy: {folder / MANIFEST} is not a complete optbuild manifest (no {err})") from err
+        raise OptbuildError(f"{purpose}: {folder / MANIFEST} is not a complete optbuild manifest (no {err})") from err
     problems = [f.message for f in findings if not f.ok]
     if problems:
-        raise OptbuildError(f"deploy: {folder} does not match its manifest ({problems[0]}); nothing was deployed: "
+        raise OptbuildError(f"{purpose}: {folder} does not match its manifest ({problems[0]}); refused: "
                             f"run `optbuild verify {path}` and rebuild the artifact")
     if manifest.get("status") == "failed":
-        raise OptbuildError(f"deploy: {folder} failed its gates ({manifest.get('failure')}); deploy a version that "
+        raise OptbuildError(f"{purpose}: {folder} failed its gates ({manifest.get('failure')}); use a version that "
                             "passed (its `latest`)")
     return Artifact(folder, manifest, sha256_file(folder / MANIFEST), kind)
 
 
-def _kind(manifest: dict[str, Any]) -> ModelKind:
+def _kind(manifest: dict[str, Any], purpose: str) -> ModelKind:
     files = {a["path"] for a in manifest["artifacts"]}
     if manifest["target"] == "intel" and {"model.xml", "model.bin"} <= files:
         return ModelKind.openvino
@@ -114,5 +115,5 @@ def _kind(manifest: dict[str, Any]) -> ModelKind:
         return ModelKind.tensorrt
     if manifest["target"] == "nvidia" and "model.onnx" in files:
         return ModelKind.tensorrt_kit
-    raise OptbuildError(f"deploy: a {manifest['target']} artifact with {', '.join(sorted(files))} holds no model a "
+    raise OptbuildError(f"{purpose}: a {manifest['target']} artifact with {', '.join(sorted(files))} holds no model a "
                         "server runs (model.xml/.bin or model.plan or a TensorRT kit)")
