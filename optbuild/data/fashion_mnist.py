@@ -21,7 +21,7 @@ import numpy as np
 
 from optbuild.data import labels as labels_
 from optbuild.data.files import cached_sha256, oneline, stat_key
-from optbuild.data.images import to_samples
+from optbuild.data.images import samples_and_decoded
 from optbuild.data.request import DatasetRequest, LabeledSamples
 from optbuild.errors import OptbuildError
 
@@ -67,9 +67,10 @@ def load(request: DatasetRequest, labeled: bool) -> LabeledSamples:
     chosen = select(request)
     pixels, _ = fashion_mnist_arrays(chosen.split, request.path)
     images = (Image.fromarray(pixels[i]) for i in chosen.indices)  # uint8 2-D: mode "L"
+    feeds, decoded = samples_and_decoded(images, request)
     if request.targets == "masks":
-        return LabeledSamples(to_samples(images, request), silhouettes(pixels[chosen.indices], request), ["garment"])
-    return LabeledSamples(to_samples(images, request), chosen.labels, chosen.classes)
+        return LabeledSamples(feeds, silhouettes(pixels[chosen.indices], request), ["garment"], decoded)
+    return LabeledSamples(feeds, chosen.labels, chosen.classes, decoded)
 
 
 def silhouettes(pixels: np.ndarray, request: DatasetRequest) -> np.ndarray:

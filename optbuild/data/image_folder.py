@@ -19,7 +19,7 @@ import numpy as np
 
 from optbuild.data import labels as labels_
 from optbuild.data.files import cached_sha256
-from optbuild.data.images import open_image, to_samples
+from optbuild.data.images import open_image, samples_and_decoded
 from optbuild.data.request import DatasetRequest, LabeledSamples
 from optbuild.errors import OptbuildError
 
@@ -48,7 +48,8 @@ def fingerprint(request: DatasetRequest) -> dict[str, Any]:
 def load(request: DatasetRequest, labeled: bool) -> LabeledSamples:
     folder = select(request, labeled)
     images = (open_image(folder.root / rel) for rel in folder.files)
-    return LabeledSamples(to_samples(images, request), folder.labels, folder.classes)
+    feeds, decoded = samples_and_decoded(images, request)
+    return LabeledSamples(feeds, folder.labels, folder.classes, decoded)
 
 
 def list_images(path: str) -> tuple[Path, list[str]]:

@@ -108,3 +108,27 @@ def to_samples(images: Iterable[Image.Image], request: DatasetRequest) -> Feeds:
     preprocess, image_input = plain_preprocess(request.preprocess), request.image
     batch = [preprocess_image(image, preprocess, image_input["shape"]) for image in images]
     return {image_input["name"]: np.ascontiguousarray(np.stack(batch), dtype=image_input["dtype"])}
+
+
+DECODED_LIMIT = 4  # a kept decoded image's long side is at most this many times the input's
+
+
+def samples_and_decoded(images: Iterable[Image.Image], request: DatasetRequest) -> tuple[Feeds, list[np.ndarray] | None]:
+    """`to_samples`, and with request.decoded each image as a client would have it: 8-bit
+    H×W×C at its own size (a very large one shrunk to DECODED_LIMIT × the input's size, so a
+    folder of camera photos does not fill the memory)."""
+    if not request.decoded:
+        return to_samples(images, request), None
+    _, channels, height, width = request.image["shape"]
+    limit = DECODED_LIMIT * max(height, width)
+    kept: list[np.ndarray] = []
+
+    def keep(stream: Iterable[Image.Image]) -> Iterable[Image.Image]:
+        for image in stream:
+            copy = image.convert("L" if channels == 1 else "RGB")
+            copy.thumbnail((limit, limit))
+            kept.append(np.asarray(copy).reshape(copy.height, copy.width, channels))
+            yield image
+
+    return to_samples(keep(images), request), kept
+

@@ -46,6 +46,9 @@ class DatasetRequest:
     inputs: list[dict[str, Any]] = field(default_factory=lambda: [image_input()])
     tokenizer: str | None = None  # text: a tokenizer.json, or a folder holding one
     targets: str = "classes"  # fashion_mnist: class labels, or `masks` (each image's garment pixels)
+    # Image kinds: also return each image as decoded (8-bit H×W×C, its own size), for an artifact
+    # that resizes inside. The same data: not part of the fingerprint.
+    decoded: bool = False
 
     def __post_init__(self) -> None:
         # A DatasetKind member is a str already; keep the plain value so as_data is plain JSON.
@@ -88,6 +91,7 @@ class LabeledSamples:
     # None when the data has no labels (sample_photos, npz, a flat image folder).
     labels: np.ndarray | None
     classes: list[str] | None  # the dataset's class names that were kept, in label_map order
+    decoded: list[np.ndarray] | None = None  # request.decoded: each sample's image before resize/crop
 
 
 class DatasetKindModule(Protocol):

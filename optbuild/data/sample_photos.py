@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from optbuild.data.files import versions
-from optbuild.data.images import to_samples
+from optbuild.data.images import samples_and_decoded
 from optbuild.data.request import DatasetRequest, LabeledSamples
 from optbuild.errors import OptbuildError
 
@@ -46,7 +46,8 @@ def fingerprint(request: DatasetRequest) -> dict[str, Any]:
 
 def load(request: DatasetRequest, labeled: bool) -> LabeledSamples:
     crops = sample_crops(request.num_samples, np.random.default_rng(request.seed))
-    return LabeledSamples(to_samples(crops, request), None, None)
+    feeds, decoded = samples_and_decoded(crops, request)
+    return LabeledSamples(feeds, None, None, decoded)
 
 
 @lru_cache(maxsize=1)

@@ -48,7 +48,7 @@ def plan(config: Config, host: Host) -> Plan:
     if config.validate.enabled:
         data = dataset(config.validate, config)
         manifest["validation_dataset"] = data.fingerprint
-        stages.append(StageSpec("validate", 5, validate.validate, "validating against the FP32 reference",
+        stages.append(StageSpec("validate", 7, validate.validate, "validating against the FP32 reference",
                                 inputs={**deployed, "reference.onnx": model.reference}, deps={"dataset": data},
                                 params={"metrics": metric_specs(config), "client": client_inputs(config)},
                                 tools=OV_TOOLS + ONNX_TOOLS, platform=True, reports={"validation": "validation"}))
@@ -89,7 +89,7 @@ def ir_shapes(config: Config) -> dict[str, list[Any]]:
 
 
 def _build(config: Config) -> StageSpec:
-    return StageSpec("build", 4, save.save_ir, "building the OpenVINO IR", inputs=_ir("quantize"),
+    return StageSpec("build", 5, save.save_ir, "building the OpenVINO IR", inputs=_ir("quantize"),
                      params={**as_data(config.precision), "device": config.target.device,
                              "client": client_inputs(config)}, tools=OV_TOOLS,
                      platform=True, reports={"runtime": "runtime", "notes": "notes", "interface": "interface",
@@ -108,7 +108,7 @@ def _benchmark(config: Config, deployed: dict[str, Output]) -> StageSpec:
     if config.embeds_preprocess():  # the same network without the pixels step: the hand-written flow
         measured.update({"network.xml": Output("quantize", "model.xml"), "network.bin": Output("quantize", "model.bin")})
     bench = config.benchmark
-    return StageSpec("benchmark", 5, benchmark.benchmark,
+    return StageSpec("benchmark", 6, benchmark.benchmark,
                      "benchmarking latency and throughput against ONNX Runtime FP32 (and torch)", inputs=measured,
                      params={"inputs": client_inputs(config), "iterations": bench.iterations,
                              "warmup": bench.warmup, "throughput_seconds": bench.throughput_seconds, "torch": torch,

@@ -80,6 +80,13 @@ def test_a_decoded_image_becomes_the_recipes_crop_or_a_centre_cut() -> None:
     image = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
     fixed = image_pixels(image, pixels_contract()[0])
     assert fixed.shape == (1, 224, 224, 3) and fixed.dtype == np.uint8
+    # the recipe's resize + crop, computed as one resize of the kept region: the same pixels
+    from PIL import Image
+
+    from optbuild.data.images import fit_to_input
+    recipe = np.asarray(fit_to_input(Image.fromarray(image), {"resize": 256, "crop": 224, "mean": [0.5] * 3,
+                                                              "fit": "crop"}, 224, 224))
+    assert np.abs(fixed[0].astype(int) - recipe).max() <= 1 and (fixed[0] == recipe).mean() > 0.99
     bgr = image_pixels(image, pixels_contract(color="BGR")[0])
     assert np.array_equal(bgr, fixed[..., ::-1])
     # the artifact resizes inside: only the centre the recipe keeps (224/256 of the short side) is cut

@@ -34,7 +34,7 @@ def embed(model: Any, contract: list[dict[str, Any]]) -> Any:
             steps.convert_color(ColorFormat.RGB)
         steps.convert_element_type(ov.Type.f32)
         if pre["resize_inside"]:
-            steps.resize(ResizeAlgorithm.RESIZE_LINEAR)
+            steps.resize(ResizeAlgorithm.RESIZE_BILINEAR_PILLOW)  # antialiased, as PIL (the recipe)
         steps.mean([m * PIXEL_SCALE for m in pre["mean"]]).scale([s * PIXEL_SCALE for s in pre["std"]])
     return ppp.build()
 
