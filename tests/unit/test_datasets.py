@@ -491,7 +491,7 @@ def test_request_travels_as_plain_data(tmp_path):
                     "preprocess": {**PRE, "fit": "crop"},
                     "inputs": [{"name": "input", "dtype": "float32", "shape": [4, 3, 160, 160],
                                 "low": None, "high": None}],
-                    "tokenizer": None, "targets": "classes"}
+                    "tokenizer": None, "targets": "classes", "decoded": False}
     again = DatasetRequest.from_data(data)
     assert again == original and again.kind == "image_folder" and again.batch == 4
     assert again.input_shape == [4, 3, 160, 160] and again.image == data["inputs"][0]
@@ -513,3 +513,22 @@ def test_batches_are_consecutive_and_full():
     assert [b["input"].tolist() for b in split] == [array[0:3].tolist(), array[3:6].tolist()]
     assert [len(b["input"]) for b in batches(samples, 1)] == [1] * 7
     assert batches(samples, 8) == []
+
+
+def test_image_kinds_give_each_image_as_decoded_when_asked():
+    """For an artifact fed decoded images: the same samples, and the images they came from."""
+    from dataclasses import replace
+
+    from PIL import Image
+
+    from optbuild.data import load_labeled
+    from optbuild.data.images import preprocess_image
+
+    request = DatasetRequest(kind="sample_photos", path=None, num_samples=5, seed=3)
+    plain = load_labeled(request)
+    assert plain.decoded is None
+    kept = load_labeled(replace(request, decoded=True))
+    assert np.array_equal(kept.samples["input"], plain.samples["input"])
+    assert len(kept.decoded) == 5 and all(image.dtype == np.uint8 and image.ndim == 3 for image in kept.decoded)
+    again = preprocess_image(Image.fromarray(kept.decoded[0]), request.preprocess, request.input_shape)
+    assert np.array_equal(again, plain.samples["input"][0])
