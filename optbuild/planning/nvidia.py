@@ -160,7 +160,7 @@ def plan(config: Config, host: Host) -> Plan:
             kit_params.update(precision=config.precision.name.value, min_cosine=_cosine_gate(config),
                               client=client_inputs(config))
             kit_deps["dataset"] = dataset(config.validate, config)
-        stages.append(StageSpec("kit", 6, kit.make_kit, "writing the TensorRT build kit",
+        stages.append(StageSpec("kit", 7, kit.make_kit, "writing the TensorRT build kit",
                                 inputs=kit_inputs, params=kit_params, deps=kit_deps,
                                 tools=ONNX_TOOLS + ("polygraphy",),
                                 reports={"trtexec": "trtexec", "engine_check": "engine_check"}))

@@ -147,6 +147,7 @@ def test_kit_ships_samples_and_fp32_outputs_and_its_check_flags_a_wrong_engine(t
     py_compile.compile(str(out / "check_engine.py"), doraise=True)
     (out / BUILD_DIR).mkdir()
     (out / BUILD_DIR / "model.plan").write_bytes(b"engine")
+    (out / BUILD_DIR / "build_report.json").write_text(json.dumps({"tensorrt": "10.13"}))  # as build_engine.py leaves it
     shipped = runpy.run_path(str(out / "check_engine.py"))  # the kit's own copy, as a GPU machine runs it
     # TensorRT cannot run here: the engine's outputs are stood in for, right and then wrong.
     for outputs, code in ((reference["outputs"], 0), ([{"y": -o["y"]} for o in reference["outputs"]], 1)):
@@ -154,6 +155,8 @@ def test_kit_ships_samples_and_fp32_outputs_and_its_check_flags_a_wrong_engine(t
         assert shipped["main"]([]) == code
         report = json.loads((out / BUILD_DIR / "check.json").read_text())
         assert report["passed"] is (code == 0) and report["outputs"]["y"]["cosine_mean"] == pytest.approx(1 - 2 * code)
+        build_report = json.loads((out / BUILD_DIR / "build_report.json").read_text())
+        assert build_report["tensorrt"] == "10.13" and build_report["engine_check"] == report  # the build's record too
     assert check_engine.compare([{"y": np.ones((1, 2))}], [{"y": np.ones((1, 3))}], 0.9)["outputs"]["y"]["error"] \
         == "shape mismatch: (1, 2) vs (1, 3)"
 

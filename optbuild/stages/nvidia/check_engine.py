@@ -6,8 +6,9 @@ Runs the engine (through Polygraphy's TensorRT runner: `pip install polygraphy` 
 tensorrt) on the kit's sample inputs (samples.json) and compares each output with the FP32
 reference outputs optbuild computed (reference.json): mean cosine similarity per output against
 `min_cosine` (the recipe's cosine gate, else the CPU proxy's cosine on these samples less
-`margin`), plus top-1 agreement where an output has classes. Writes build/check.json and exits
-1 when an output misses. The same samples work with Polygraphy's CLI:
+`margin`), plus top-1 agreement where an output has classes. Writes build/check.json, adds it as
+`engine_check` to the engine's build_report.json (when build_engine.py wrote one), and exits 1
+when an output misses. The same samples work with Polygraphy's CLI:
 `polygraphy run build/model.plan --trt --load-inputs samples.json`.
 
 Standalone on purpose: it is copied into the kit and imports nothing from optbuild.
@@ -54,6 +55,20 @@ def compare(references: list[dict[str, Any]], actuals: list[dict[str, Any]], min
             "passed": all(o["passed"] for o in outputs.values())}
 
 
+def record_in_report(report_path: Path, result: dict[str, Any]) -> bool:
+    """The check's result as `engine_check` in the build_report.json build_engine.py wrote next
+    to the engine (replaced whole, through a temporary file, so a crash leaves the old report).
+    False when there is no report (an engine built by trtexec.sh)."""
+    if not report_path.is_file():
+        return False
+    report = json.loads(report_path.read_text())
+    report["engine_check"] = result
+    partial = report_path.with_suffix(".json.tmp")
+    partial.write_text(json.dumps(report, indent=2) + "\n")
+    partial.replace(report_path)
+    return True
+
+
 def _run(engine_path: Path, samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
     from polygraphy.backend.trt import EngineFromBytes, TrtRunner
 
@@ -84,6 +99,7 @@ def main(argv: list[str]) -> int:
     out = HERE / "build" / "check.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
+    record_in_report(engine_path.parent / "build_report.json", result)
     for name, record in result["outputs"].items():
         detail = record.get("error") or (f"cosine {record['cosine_mean']:.4f} (worst {record['cosine_min']:.4f})"
                                          + (f", top-1 agreement {record['top1_agreement']:.3f}"
