@@ -16,8 +16,11 @@ def _as_pil(image: Any, channels: int) -> Any:
     if isinstance(image, Image.Image):
         return image.convert("L" if channels == 1 else "RGB")
     array = np.asarray(image)
-    if array.dtype != np.uint8 or array.ndim not in (2, 3):
-        raise OptbuildError(f"an image is a PIL image or an 8-bit H×W×C array; got {array.dtype} {list(array.shape)}")
+    if array.dtype != np.uint8 or array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)):
+        raise OptbuildError(f"an image is a PIL image or an 8-bit H×W, H×W×1, H×W×3 or H×W×4 array; got "
+                            f"{array.dtype} {list(array.shape)}")
+    if array.ndim == 3 and array.shape[2] == 1:  # gray with its channel axis: PIL takes it without
+        array = array[..., 0]
     return Image.fromarray(array).convert("L" if channels == 1 else "RGB")
 
 

@@ -135,3 +135,14 @@ def test_a_recipe_that_embeds_by_pass_is_not_embedded_twice() -> None:
     assert not config.embeds_preprocess()
     with pytest.raises(Exception, match="embed_preprocess pass already makes the graph take pixels"):
         _config("passes=[embed_preprocess]", "serve.embed_preprocess=true")
+
+
+def test_a_gray_image_keeps_its_one_channel() -> None:
+    spec = {"name": "input", "dtype": "uint8", "shape": [1, 28, 28, 1], "layout": "NHWC", "color": "GRAY",
+            "preprocess": {"mean": [0.286], "std": [0.353], "resize_inside": False, "model_dtype": "float32",
+                           "model_layout": "NCHW", "geometry": {"resize": 28, "crop": 28, "fit": "crop"}}}
+    image = np.random.default_rng(0).integers(0, 256, (28, 28, 1), dtype=np.uint8)
+    assert np.array_equal(image_pixels(image, spec)[0], image)  # H×W×1, as the datasets keep it
+    assert np.array_equal(image_pixels(image[..., 0], spec)[0], image)  # H×W
+    with pytest.raises(OptbuildError, match="H×W×3"):
+        image_pixels(np.zeros((28, 28, 2), np.uint8), spec)
