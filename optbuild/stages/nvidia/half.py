@@ -9,7 +9,9 @@ hold (a BatchNorm variance of 1e7 would be clamped to 65504, silently changing t
 of these are recorded in the manifest.
 
 The FP16 conversion is ONNX Runtime's float16 converter (onnxruntime.transformers.float16, the
-same code as onnxconverter-common's). BF16 reuses it and retypes its float16 tensors as bfloat16,
+same code as onnxconverter-common's). NVIDIA's AutoCast (modelopt.onnx.autocast) was measured
+against it and is not used: same accuracy, slower, and it keeps MiniLM's embedding table in
+float32 because token ids exceed its range limit (docs/nvidia.md, benchmarks/fp16_autocast.py). BF16 reuses it and retypes its float16 tensors as bfloat16,
 re-rounding weights from their float32 originals; the graph is first moved to opset 22, the
 first opset whose Conv/pooling accept bfloat16. ONNX Runtime has no bfloat16 Conv on CPU, so the
 CPU proxy of a BF16 graph is `emulate_bfloat16`: the same graph in float32 with every bfloat16
