@@ -5,8 +5,9 @@
     many = model.map(images)          # concurrent requests (OpenVINO AsyncInferQueue)
 
 The files must hash to what the manifest records and the manifest to its provenance (a changed,
-missing or out-of-folder file, or a version that failed its gates, refuses to load); the input contract (`model.contract`, the manifest's `interface`) is checked
-on every call, so a wrong dtype or size is one clear error instead of garbage outputs.
+missing or out-of-folder file, or a version that failed its gates, refuses to load); the input
+contract (`model.contract`, the manifest's `interface`) is checked on every call, so a wrong
+dtype or size is one clear error instead of garbage outputs.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from typing import Any
 
 import numpy as np
 
+from optbuild.config.model import MAX_DIM
 from optbuild.errors import OptbuildError
 from optbuild.publish.published import ModelKind, open_artifact
 from optbuild.serving.contract import Feeds
-from optbuild.serving.openvino import ServedModel
+from optbuild.serving.model import ServedModel
 
 
 def _contract(manifest: dict[str, Any], fallback: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -58,7 +60,7 @@ def _ir_inputs(model_xml: Path) -> list[dict[str, Any]]:
         shape = port.get_partial_shape()
         contract.append({"name": port.get_any_name(), "dtype": port.get_element_type().to_dtype().name,
                          "shape": [d.get_length() if d.is_static else 1 for d in shape],
-                         "dynamic": {str(a): [1, 1 << 20] for a, d in enumerate(shape) if not d.is_static},
+                         "dynamic": {str(a): [1, MAX_DIM] for a, d in enumerate(shape) if not d.is_static},
                          "layout": None, "color": None, "preprocess": None})
     return contract
 

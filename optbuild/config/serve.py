@@ -25,6 +25,7 @@ class ServeConfig:
     embed_preprocess: Optional[bool] = None
     layout: Layout = Layout.NHWC
     color: ColorOrder = ColorOrder.RGB
-    # intel: any H×W in, resized inside (bilinear) to the model's input size. optbuild.load
-    # first cuts the centre the recipe's resize/crop would keep (a free numpy view).
+    # intel: any H×W in, resized inside (antialiased bilinear, as PIL) to the model's input size;
+    # optbuild.load first cuts the centre the recipe's crop keeps (a free numpy view). For clients
+    # that cannot resize: slower than resizing in PIL on CPU (BENCHMARKS.md).
     resize: bool = False

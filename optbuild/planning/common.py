@@ -8,11 +8,13 @@ from typing import Any
 
 from optbuild.config.choices import AccuracyMetric, DatasetKind, SourceKind
 from optbuild.config.datasets import DatasetConfig
+from optbuild.config.model import MAX_DIM
 from optbuild.config.schema import Config, as_data
 from optbuild.data import DatasetRequest, fingerprint
 from optbuild.errors import OptbuildError
 from optbuild.passes import parse_passes
 from optbuild.pipeline.stage import Dependency, Output, StageSpec
+from optbuild.serving.contract import pixel_order
 
 TORCH_TOOLS = ("torch", "torchvision", "efficientnet-lite-pytorch")
 ONNX_TOOLS = ("onnx", "onnx-graphsurgeon", "onnxruntime")
@@ -64,15 +66,13 @@ def client_inputs(config: Config) -> list[dict[str, Any]]:
     """The artifact's input contract (serving/contract.py): the model's inputs as a client sends
     them. With serve.embed_preprocess, the image input becomes 8-bit pixels in serve.layout and
     serve.color, with the recipe's mean/std (and resize) done inside."""
-    from optbuild.config.model import MAX_DIM
-
     embeds, serve, contract = config.embeds_preprocess(), config.serve, []
     for spec, plain in zip(config.model.inputs, model_inputs(config)):
         dynamic = {axis: [spec.range_of(axis).min, spec.range_of(axis).max] for axis, _ in spec.dynamic()}
         entry = {**plain, "dynamic": dynamic, "layout": None, "color": None, "preprocess": None}
         if embeds and spec is config.model.image_input():
             channels, pre = plain["shape"][1], config.model.preprocess
-            order = [0, 2, 3, 1] if serve.layout.value == "NHWC" else [0, 1, 2, 3]
+            order = pixel_order(serve.layout.value)
             axis_of = {old: new for new, old in enumerate(order)}
             dynamic = {axis_of[axis]: bounds for axis, bounds in dynamic.items()}
             if serve.resize:  # any H×W: OpenVINO resizes inside

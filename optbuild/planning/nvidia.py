@@ -28,6 +28,7 @@ from optbuild.planning.common import (
 )
 from optbuild.planning.host import Host
 from optbuild.planning.plan import GatedRecord, Plan
+from optbuild.serving.contract import pixel_order
 from optbuild.stages.nvidia import gpu, kit, precision, proxy
 from optbuild.stages.nvidia.engine import SPEC_SCHEMA
 
@@ -71,19 +72,17 @@ def build_spec(config: Config) -> dict[str, Any]:
             spec.update(_client_layout(spec, pixels[spec["name"]]["layout"]))
     for profile in settings["profiles"]:
         for shape_range in profile["shapes"]:
-            if shape_range["input"] in pixels and pixels[shape_range["input"]]["layout"] == "NHWC":
-                shape_range.update({bound: [shape_range[bound][i] for i in NHWC] if len(shape_range[bound]) == 4
+            if shape_range["input"] in pixels:
+                order = pixel_order(pixels[shape_range["input"]]["layout"])
+                shape_range.update({bound: [shape_range[bound][i] for i in order] if len(shape_range[bound]) == 4
                                     else shape_range[bound] for bound in ("min", "opt", "max")})
     return {"schema": SPEC_SCHEMA, "precision": config.precision.name.value, "inputs": inputs, "tensorrt": settings}
-
-
-NHWC = (0, 2, 3, 1)
 
 
 def _client_layout(spec: dict[str, Any], layout: str) -> dict[str, Any]:
     """A model input's spec as 8-bit pixels in `layout`: its shape and the index keys of its
     dynamic dimensions' ranges follow the axes."""
-    order = NHWC if layout == "NHWC" else (0, 1, 2, 3)
+    order = pixel_order(layout)
     axis_of = {old: new for new, old in enumerate(order)}
     dims = {str(axis_of[int(key)]) if str(key).isdigit() else key: value for key, value in spec["dims"].items()}
     return {"dtype": "uint8", "shape": [spec["shape"][i] for i in order], "dims": dims}

@@ -20,11 +20,22 @@ from typing import Any
 
 import numpy as np
 
+from optbuild.config.model import MAX_DIM
 from optbuild.errors import OptbuildError
 
 Feeds = dict[str, np.ndarray]
 PIXEL_SCALE = 255.0
-UNBOUNDED = 1 << 20  # a dimension this large is "any size" (config.model.MAX_DIM)
+
+
+def pixel_order(layout: str) -> tuple[int, ...]:
+    """The model's NCHW axes in the order the client's `layout` lays them out."""
+    return (0, 2, 3, 1) if layout == "NHWC" else (0, 1, 2, 3)
+
+
+def image_size(spec: Mapping[str, Any]) -> tuple[int, int, int]:
+    """(height, width, channels) of a pixel input."""
+    shape = spec["shape"]
+    return (shape[1], shape[2], shape[3]) if spec["layout"] == "NHWC" else (shape[2], shape[3], shape[1])
 
 
 def pixel_inputs(contract: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -57,7 +68,7 @@ def to_pixels(samples: Mapping[str, np.ndarray], contract: list[dict[str, Any]])
     return out
 
 
-def normalize(feeds: Mapping[str, np.ndarray], contract: list[dict[str, Any]], dtype: str = "float32") -> Feeds:
+def normalize(feeds: Mapping[str, np.ndarray], contract: list[dict[str, Any]]) -> Feeds:
     """Client pixels to the model's own input (what the artifact does inside, in numpy):
     NCHW, RGB, (pixel / 255 - mean) / std."""
     out = dict(feeds)
@@ -73,7 +84,7 @@ def normalize(feeds: Mapping[str, np.ndarray], contract: list[dict[str, Any]], d
         mean = _column(pre["mean"], channels).astype(np.float32)
         std = _column(pre["std"], channels).astype(np.float32)
         x = (x.astype(np.float32) / np.float32(PIXEL_SCALE) - mean) / std
-        out[spec["name"]] = np.ascontiguousarray(x, dtype=pre.get("model_dtype", dtype))
+        out[spec["name"]] = np.ascontiguousarray(x, dtype=pre["model_dtype"])
     return out
 
 
@@ -81,7 +92,7 @@ def describe(spec: dict[str, Any]) -> str:
     """One input's contract in words: `input: uint8 [1, 224, 224, 3] NHWC RGB`."""
     shape = list(spec["shape"])
     for axis, (low, high) in spec.get("dynamic", {}).items():
-        shape[int(axis)] = "any" if low <= 1 and high >= UNBOUNDED else f"{low}..{high}" if low != high else low
+        shape[int(axis)] = "any" if low <= 1 and high >= MAX_DIM else f"{low}..{high}" if low != high else low
     words = [f"{spec['name']}: {spec['dtype']} [{', '.join(str(d) for d in shape)}]"]
     words += [w for w in (spec.get("layout"), spec.get("color")) if w]
     return " ".join(words)

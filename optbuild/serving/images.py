@@ -8,6 +8,7 @@ import numpy as np
 
 from optbuild.data.images import fit_to_input
 from optbuild.errors import OptbuildError
+from optbuild.serving.contract import image_size
 
 
 def _as_pil(image: Any, channels: int) -> Any:
@@ -67,9 +68,7 @@ def recipe_fit(picture: Any, pre: dict[str, Any], width: int, height: int) -> An
 def image_pixels(image: Any, spec: dict[str, Any]) -> np.ndarray:
     """One decoded image as the input's client form, batch of one: the recipe's resize + crop
     (`recipe_fit`), or when the artifact resizes inside, only the centre the crop keeps."""
-    pre, shape = spec["preprocess"], spec["shape"]
-    nhwc = spec["layout"] == "NHWC"
-    height, width, channels = (shape[1], shape[2], shape[3]) if nhwc else (shape[2], shape[3], shape[1])
+    pre, (height, width, channels) = spec["preprocess"], image_size(spec)
     picture = _as_pil(image, channels)
     if pre["resize_inside"]:
         pixels = centre_cut(np.asarray(picture).reshape(picture.height, picture.width, channels),
@@ -78,5 +77,5 @@ def image_pixels(image: Any, spec: dict[str, Any]) -> np.ndarray:
         pixels = np.asarray(recipe_fit(picture, pre, width, height)).reshape(height, width, channels)
     if spec["color"] == "BGR":
         pixels = pixels[..., ::-1]
-    pixels = pixels[None] if nhwc else pixels.transpose(2, 0, 1)[None]
+    pixels = pixels[None] if spec["layout"] == "NHWC" else pixels.transpose(2, 0, 1)[None]
     return np.ascontiguousarray(pixels)

@@ -11,55 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from optbuild.errors import OptbuildError
-from optbuild.serving.contract import Feeds, check_feeds, describe
-from optbuild.serving.images import image_pixels
-
-
-class ServedModel:
-    """A runtime behind the input contract: `model(x)` takes a dict of arrays, one array (a
-    one-input model), or a decoded image (PIL or 8-bit H×W×C; resized/cropped as the recipe says)
-    and returns {output name: array}. Subclasses run checked feeds (`_run`)."""
-
-    contract: list[dict[str, Any]]
-    runtime_name = "model"
-
-    def __repr__(self) -> str:
-        inputs = "; ".join(describe(spec) for spec in self.contract)
-        return f"<{type(self).__name__}: {inputs}>"
-
-    def feeds(self, inputs: Any) -> Feeds:
-        """Whatever the caller gave, as checked arrays by input name."""
-        if isinstance(inputs, Mapping):
-            return check_feeds(inputs, self.contract)
-        if len(self.contract) != 1:
-            names = ", ".join(spec["name"] for spec in self.contract)
-            raise OptbuildError(f"the artifact takes {len(self.contract)} inputs ({names}): pass a dict of arrays")
-        spec = self.contract[0]
-        if spec.get("preprocess") and not isinstance(inputs, np.ndarray):
-            inputs = image_pixels(inputs, spec)  # a decoded image
-        elif isinstance(inputs, np.ndarray) and spec.get("preprocess") and inputs.ndim == len(spec["shape"]) - 1:
-            inputs = inputs[None]  # one image without its batch axis
-        return check_feeds({spec["name"]: inputs}, self.contract)
-
-    def image(self, image: Any) -> dict[str, np.ndarray]:
-        """One decoded image of any size: the recipe's geometry on the client side (or only the
-        centre cut when the artifact resizes inside), then the artifact."""
-        spec = next((s for s in self.contract if s.get("preprocess")), None)
-        if spec is None or len(self.contract) != 1:
-            raise OptbuildError("this artifact does not take images: it takes "
-                                f"{'; '.join(describe(s) for s in self.contract)}")
-        return self._run(check_feeds({spec["name"]: image_pixels(image, spec)}, self.contract))
-
-    def __call__(self, inputs: Any) -> dict[str, np.ndarray]:
-        return self._run(self.feeds(inputs))
-
-    def map(self, items: Iterable[Any], requests: int | None = None) -> list[dict[str, np.ndarray]]:
-        """Outputs for many inputs, in order."""
-        return [self(item) for item in items]
-
-    def _run(self, feeds: Feeds) -> dict[str, np.ndarray]:
-        raise NotImplementedError
+from optbuild.serving.contract import Feeds
+from optbuild.serving.model import ServedModel
 
 
 class OpenVINOModel(ServedModel):
@@ -97,9 +50,7 @@ class OpenVINOModel(ServedModel):
                               for i, name in enumerate(self.output_names)}
 
         queue.set_callback(done)
-        total = 0
         for index, item in enumerate(items):
             queue.start_async(self.feeds(item), userdata=index)
-            total += 1
         queue.wait_all()
-        return [results[i] for i in range(total)]
+        return [results[i] for i in sorted(results)]

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from optbuild.data.images import fit_to_input
-from optbuild.serving.contract import describe, normalize, pixel_inputs
+from optbuild.serving.contract import describe, image_size, normalize, pixel_inputs
 from optbuild.serving.openvino import OpenVINOModel
 from optbuild.stages.intel.turns import interleaved
 
@@ -39,8 +39,7 @@ def hand_written(spec: Mapping[str, Any]) -> Any:
     from PIL import Image
 
     pre = spec["preprocess"]
-    channels = spec["shape"][3] if spec["layout"] == "NHWC" else spec["shape"][1]
-    height, width = (spec["shape"][1], spec["shape"][2]) if spec["layout"] == "NHWC" else spec["shape"][2:]
+    height, width, channels = image_size(spec)
     as_model = [{**spec, "layout": "NHWC", "color": "RGB" if channels == 3 else "GRAY"}]
     mode = "L" if channels == 1 else "RGB"
 
